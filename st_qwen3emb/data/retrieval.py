@@ -1,0 +1,95 @@
+"""BEIR-style retrieval folders as training records: ``corpus.jsonl``, ``queries.jsonl``, ``qrels/<split>.tsv``.
+
+Each query becomes one record: its relevant documents (qrels score > 0, the BEIR convention) as positives, most
+relevant first, and as negatives the documents judged not relevant (score <= 0) followed by the query's
+candidates from ``candidates.jsonl`` (``{"query_id", "candidates": [doc ids]}``, when the folder has one) that
+are not relevant. Queries without a relevant document are skipped. Document text is ``title + " " + text``, as
+BEIR and mteb join them. The qrels split is the spec's subset (``folder:test``) or the ``split`` argument.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from .records import DatasetValidationError, Record, location
+
+
+def is_retrieval_folder(path: str | Path) -> bool:
+    path = Path(path)
+    return path.is_dir() and (path / "corpus.jsonl").is_file() and (path / "queries.jsonl").is_file()
+
+
+def _read_jsonl_by_id(path: Path) -> dict[str, dict]:
+    rows: dict[str, dict] = {}
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DatasetValidationError(f"{location(str(path), number, None, 'line')}: not valid JSON ({exc.msg})") from None
+            key = "_id" if "_id" in row else "query_id"
+            if key not in row:
+                raise DatasetValidationError(f"{location(str(path), number, '_id', 'line')}: missing")
+            rows[str(row[key])] = {**row, "_line": number}
+    return rows
+
+
+def retrieval_records(folder: str | Path, split: str) -> list[Record]:
+    folder = Path(folder)
+    qrels_path = folder / "qrels" / f"{split}.tsv"
+    if not qrels_path.is_file():
+        available = sorted(p.stem for p in (folder / "qrels").glob("*.tsv"))
+        raise DatasetValidationError(
+            f"{qrels_path}: no such file; this folder has qrels for {available or 'no split'} "
+            f"(choose one as '{folder}:<split>' or with split=)"
+        )
+    corpus = _read_jsonl_by_id(folder / "corpus.jsonl")
+    queries = _read_jsonl_by_id(folder / "queries.jsonl")
+    judged: dict[str, list[tuple[float, str]]] = {}
+    with qrels_path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle, delimiter="\t")
+        next(reader, None)  # header: query-id, corpus-id, score
+        for values in reader:
+            if not values:
+                continue
+            if len(values) < 3:
+                raise DatasetValidationError(f"{location(str(qrels_path), reader.line_num, None, 'line')}: expected query-id, corpus-id, score")
+            try:
+                score = float(values[2])
+            except ValueError:
+                raise DatasetValidationError(f"{location(str(qrels_path), reader.line_num, 'score', 'line')}: not a number") from None
+            judged.setdefault(values[0], []).append((score, values[1]))
+    candidates: dict[str, list[str]] = {}
+    if (folder / "candidates.jsonl").is_file():
+        for qid, row in _read_jsonl_by_id(folder / "candidates.jsonl").items():
+            candidates[qid] = [str(c) for c in row.get("candidates", [])]
+
+    def text(doc_id: str) -> str | None:
+        doc = corpus.get(doc_id)
+        if doc is None:
+            return None
+        return " ".join(part.strip() for part in (doc.get("title") or "", doc.get("text") or "") if part.strip())
+
+    records = []
+    for qid, query in queries.items():
+        pairs = judged.get(qid, [])
+        relevant = [d for s, d in sorted(pairs, key=lambda p: -p[0]) if s > 0]
+        if not relevant:
+            continue
+        relevant_set = set(relevant)
+        negative_ids = [d for s, d in pairs if s <= 0] + [c for c in candidates.get(qid, []) if c not in relevant_set]
+        positives = [t for d in relevant if (t := text(d))]
+        negatives = list(dict.fromkeys(t for d in negative_ids if (t := text(d)) and t not in positives))
+        if not positives or not str(query.get("text", "")).strip():
+            continue
+        records.append(
+            Record(
+                str(query["text"]), positives, negatives, None, str(folder), query["_line"], "query line",
+                {"anchor": "queries.jsonl text", "positive": f"qrels/{split}.tsv", "negative": "candidates.jsonl"},
+            )
+        )
+    return records

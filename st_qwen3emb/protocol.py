@@ -72,6 +72,7 @@ RERANKER_SUFFIX = "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
 RERANKER_USER_TEMPLATE = "<Instruct>: {instruction}\n<Query>: {query}\n<Document>: {document}"
 RERANKER_YES_TOKEN = "yes"
 RERANKER_NO_TOKEN = "no"
+RERANKER_MAX_LENGTH = 8192  # the official recipe's max_length (template tokens included)
 
 
 def format_reranker_pair(query: str, document: str, instruction: str | None = None) -> str:
@@ -80,3 +81,39 @@ def format_reranker_pair(query: str, document: str, instruction: str | None = No
         instruction=instruction or RERANKER_DEFAULT_INSTRUCTION, query=query, document=document
     )
     return RERANKER_PREFIX + user + RERANKER_SUFFIX
+
+
+def reranker_chat_template() -> str:
+    """A Jinja chat template that renders a sentence-transformers ``query``/``document`` pair exactly as
+    :func:`format_reranker_pair` does, so the template is saved with the model (``chat_template.jinja``).
+
+    sentence-transformers 6 turns a CrossEncoder pair into the messages ``[{"role": "query", ...},
+    {"role": "document", ...}]`` and a ``prompt`` into a leading ``system`` message. The instruction is, in
+    order: that ``system`` message (per call / per dataset), the ``instruction`` template variable (a
+    model-wide default stored in the Transformer module's ``processing_kwargs``), then the default.
+    Content may be a string or a list of text parts (both message formats of sentence-transformers).
+    """
+    literals = (RERANKER_PREFIX, RERANKER_SUFFIX, RERANKER_DEFAULT_INSTRUCTION, RERANKER_USER_TEMPLATE)
+    if any(marker in text for text in literals for marker in ("{{", "{%", "{#")):
+        raise ValueError("a reranker template piece contains Jinja syntax and cannot be used as literal text")
+    if RERANKER_DEFAULT_INSTRUCTION != RERANKER_DEFAULT_INSTRUCTION.strip():
+        raise ValueError("the default reranker instruction must not start or end with whitespace")
+    text_of = "(m.content if m.content is string else m.content | map(attribute='text') | join(''))"
+    user = RERANKER_USER_TEMPLATE.format(
+        instruction="{{ ns.instruction }}", query="{{ ns.query }}", document="{{ ns.document }}"
+    )
+    return (
+        "{%- set ns = namespace(instruction=(instruction if instruction is defined and instruction else ''), "
+        "query='', document='') -%}"
+        "{%- for m in messages -%}"
+        "{%- if m.role == 'system' -%}{%- set ns.instruction = " + text_of + " -%}"
+        "{%- elif m.role == 'query' or m.role == 'user' -%}{%- set ns.query = " + text_of + " -%}"
+        "{%- elif m.role == 'document' -%}{%- set ns.document = " + text_of + " -%}"
+        "{%- endif -%}"
+        "{%- endfor -%}"
+        "{%- set default_instruction -%}" + RERANKER_DEFAULT_INSTRUCTION + "{%- endset -%}"
+        "{%- if not ns.instruction -%}{%- set ns.instruction = default_instruction -%}{%- endif -%}"
+        + RERANKER_PREFIX + user + RERANKER_SUFFIX
+        # Jinja drops one trailing newline of the template source; the suffix ends in newlines that matter.
+        + "{{ '' }}"
+    )

@@ -80,7 +80,7 @@ def read_table(path: str | Path) -> RawTable:
         raise DatasetValidationError(f"{source}: is a folder; expected one of {', '.join(SUPPORTED_EXTENSIONS)}")
     ext = path.suffix.lower()
     if ext == ".jsonl":
-        return RawTable(source, "line", list(_json_lines(path.read_text(encoding="utf-8").splitlines())))
+        return RawTable(source, "line", list(json_lines(path.read_text(encoding="utf-8").splitlines())))
     if ext == ".json":
         return _read_json(path)
     if ext in (".csv", ".tsv"):
@@ -95,7 +95,8 @@ def read_table(path: str | Path) -> RawTable:
     )
 
 
-def _json_lines(lines: Iterable[str], first_line: int = 1) -> Iterator[tuple[int, dict | None, str | None]]:
+def json_lines(lines: Iterable[str], first_line: int = 1) -> Iterator[tuple[int, dict | None, str | None]]:
+    """``(line number, object or None, problem or None)`` per non-blank line: bad lines are reported, not raised."""
     for number, line in enumerate(lines, start=first_line):
         if not line.strip():
             continue
@@ -116,7 +117,7 @@ def _read_json(path: Path) -> RawTable:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         if exc.msg == "Extra data":  # JSON lines under a .json name, which datasets also accepts
-            return RawTable(str(path), "line", list(_json_lines(text.splitlines())))
+            return RawTable(str(path), "line", list(json_lines(text.splitlines())))
         raise DatasetValidationError(f"{location(str(path), exc.lineno, None, 'line')}: not valid JSON ({exc.msg})") from None
     if isinstance(value, dict):
         if not value:

@@ -10,9 +10,9 @@ BEIR and mteb join them. The qrels split is the spec's subset (``folder:test``) 
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
+from .formats import json_lines
 from .records import DatasetValidationError, Record, location
 
 
@@ -23,18 +23,13 @@ def is_retrieval_folder(path: str | Path) -> bool:
 
 def _read_jsonl_by_id(path: Path) -> dict[str, dict]:
     rows: dict[str, dict] = {}
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DatasetValidationError(f"{location(str(path), number, None, 'line')}: not valid JSON ({exc.msg})") from None
-            key = "_id" if "_id" in row else "query_id"
-            if key not in row:
-                raise DatasetValidationError(f"{location(str(path), number, '_id', 'line')}: missing")
-            rows[str(row[key])] = {**row, "_line": number}
+    for number, row, error in json_lines(path.read_text(encoding="utf-8").splitlines()):
+        if error is not None:
+            raise DatasetValidationError(f"{location(str(path), number, None, 'line')}: {error}")
+        key = "_id" if "_id" in row else "query_id"
+        if key not in row:
+            raise DatasetValidationError(f"{location(str(path), number, '_id', 'line')}: missing")
+        rows[str(row[key])] = {**row, "_line": number}
     return rows
 
 

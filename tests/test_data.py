@@ -288,6 +288,9 @@ def test_retrieval_folder(tmp_path):
     ds = load_dataset(str(folder), loss_type="infonce", split="test")
     assert ds.column_names == ["anchor", "positive", "negative_1", "negative_2"]
     assert ds[1]["negative_2"] == "T4 text 4"
+    from st_qwen3emb.data.retrieval import load_corpus
+
+    assert load_corpus(folder) == {f"d{i}": f"T{i} text {i}" for i in range(5)}
     with pytest.raises(DatasetValidationError, match=r"train\.tsv.*\['test'\]"):
         load_dataset(str(folder), loss_type="infonce")
 

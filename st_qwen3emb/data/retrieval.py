@@ -33,6 +33,17 @@ def _read_jsonl_by_id(path: Path) -> dict[str, dict]:
     return rows
 
 
+def document_text(doc: dict) -> str:
+    """A BEIR document as embedded: ``title + " " + text`` (either may be absent)."""
+    return " ".join(part.strip() for part in (doc.get("title") or "", doc.get("text") or "") if part.strip())
+
+
+def load_corpus(folder: str | Path) -> dict[str, str]:
+    """``corpus.jsonl`` of a BEIR folder as ``{doc id: document_text}`` (documents with no text left out)."""
+    rows = _read_jsonl_by_id(Path(folder) / "corpus.jsonl")
+    return {doc_id: text for doc_id, row in rows.items() if (text := document_text(row))}
+
+
 def retrieval_records(folder: str | Path, split: str) -> list[Record]:
     folder = Path(folder)
     qrels_path = folder / "qrels" / f"{split}.tsv"
@@ -42,7 +53,7 @@ def retrieval_records(folder: str | Path, split: str) -> list[Record]:
             f"{qrels_path}: no such file; this folder has qrels for {available or 'no split'} "
             f"(choose one as '{folder}:<split>' or with split=)"
         )
-    corpus = _read_jsonl_by_id(folder / "corpus.jsonl")
+    corpus = load_corpus(folder)
     queries = _read_jsonl_by_id(folder / "queries.jsonl")
     judged: dict[str, list[tuple[float, str]]] = {}
     with qrels_path.open(newline="", encoding="utf-8") as handle:
@@ -63,12 +74,6 @@ def retrieval_records(folder: str | Path, split: str) -> list[Record]:
         for qid, row in _read_jsonl_by_id(folder / "candidates.jsonl").items():
             candidates[qid] = [str(c) for c in row.get("candidates", [])]
 
-    def text(doc_id: str) -> str | None:
-        doc = corpus.get(doc_id)
-        if doc is None:
-            return None
-        return " ".join(part.strip() for part in (doc.get("title") or "", doc.get("text") or "") if part.strip())
-
     records = []
     for qid, query in queries.items():
         pairs = judged.get(qid, [])
@@ -77,8 +82,8 @@ def retrieval_records(folder: str | Path, split: str) -> list[Record]:
             continue
         relevant_set = set(relevant)
         negative_ids = [d for s, d in pairs if s <= 0] + [c for c in candidates.get(qid, []) if c not in relevant_set]
-        positives = [t for d in relevant if (t := text(d))]
-        negatives = list(dict.fromkeys(t for d in negative_ids if (t := text(d)) and t not in positives))
+        positives = [t for d in relevant if (t := corpus.get(d))]
+        negatives = list(dict.fromkeys(t for d in negative_ids if (t := corpus.get(d)) and t not in positives))
         if not positives or not str(query.get("text", "")).strip():
             continue
         records.append(

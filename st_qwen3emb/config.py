@@ -1,0 +1,369 @@
+"""The swift flag table and the frozen ``RunConfig`` it parses into — the only place that knows the flags.
+
+Every ``st-qwen3emb sft`` flag is a field of ``RunConfig``; its help text, aliases (``--tuner_type`` for
+``--train_type``, ``--max_seq_length`` for ``--max_length``), kind and choices live in the field's metadata,
+so the parser, ``--help``, ``args.json`` and the training code read one table. Any other Hugging Face
+``TrainingArguments`` flag (``--save_strategy no``, ``--bf16 true``, ``--lr_scheduler_type cosine``, ...) is
+passed through by name, converted with transformers' own per-field argument types, and kept in
+``RunConfig.training_args``. Unknown or misspelt flags are an error naming the closest match.
+
+Parsing is pure Python (no torch); transformers is imported only when a pass-through flag must be looked up.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+TASK_TYPES = ("embedding", "reranker", "generative_reranker")
+RERANKER_TASK_TYPES = ("reranker", "generative_reranker")
+TRAIN_TYPES = ("full", "lora")
+LORA_FLAGS = ("lora_rank", "lora_alpha", "lora_dropout", "target_modules")
+DEEPSPEED_NAMES = ("zero2", "zero3")
+# swift's rule: LoRA trains far fewer weights and wants a larger step than full fine-tuning.
+DEFAULT_LR = {"full": 1e-5, "lora": 1e-4}
+# Our RunConfig owns these TrainingArguments fields (or must not be set by hand); passing them through is an error.
+_OWNED_TRAINING_ARGS = {"prompts": "use --query_instruction / --document_instruction"}
+_BOOL_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+class ConfigError(ValueError):
+    """A command line that cannot become a run: the message names the flag and what to do."""
+
+
+def _flag(default: Any, help: str, kind: str = "str", *, aliases: tuple[str, ...] = (), choices=None) -> Any:
+    metadata = {"help": help, "kind": kind, "aliases": aliases, "choices": choices}
+    if isinstance(default, (list, dict)):
+        raise TypeError("flag defaults are immutable; use a tuple")
+    return field(default=default, metadata=metadata)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One training run, as given on the command line (swift flag names, no dashes).
+
+    ``None`` means "not given; derive it" (see ``st_qwen3emb.training``), e.g. ``model_type`` is inferred from
+    the model, ``learning_rate`` defaults by ``train_type`` and ``eval_steps`` follows ``save_steps``.
+    ``explicit`` holds the names of the flags the user actually typed.
+    """
+
+    model: str | None = _flag(None, "base model: local folder or Hub id (required)")
+    task_type: str = _flag("embedding", "what is trained", choices=TASK_TYPES)
+    model_type: str | None = _flag(None, "qwen3_emb / qwen3_reranker; inferred from the model when omitted")
+    train_type: str = _flag("full", "full fine-tuning or LoRA", aliases=("tuner_type",), choices=TRAIN_TYPES)
+    lora_rank: int = _flag(16, "LoRA rank (--train_type lora only)", "int")
+    lora_alpha: int = _flag(32, "LoRA alpha (--train_type lora only)", "int")
+    lora_dropout: float = _flag(0.1, "LoRA dropout (--train_type lora only)", "float")
+    target_modules: tuple[str, ...] = _flag(
+        ("all-linear",), "LoRA target modules (--train_type lora only); all-linear = every linear layer", "list"
+    )
+    dataset: tuple[str, ...] = _flag((), "training data: one or more id_or_path[:subset][#N] (required)", "list")
+    val_dataset: tuple[str, ...] = _flag((), "evaluation data, same grammar as --dataset", "list")
+    split_dataset_ratio: float = _flag(0.0, "fraction of the training data split off (with --seed) for evaluation", "float")
+    eval_strategy: str | None = _flag(
+        None, "no / steps / epoch; default steps when there is evaluation data", choices=("no", "steps", "epoch")
+    )
+    eval_steps: int | None = _flag(None, "evaluate every N optimizer steps (default: --save_steps)", "int")
+    save_steps: int = _flag(500, "save a checkpoint every N optimizer steps", "int")
+    num_train_epochs: float = _flag(3.0, "training epochs", "float")
+    per_device_train_batch_size: int = _flag(8, "training batch size per device", "int")
+    per_device_eval_batch_size: int = _flag(8, "evaluation batch size per device", "int")
+    gradient_accumulation_steps: int = _flag(1, "micro-batches per optimizer step", "int")
+    learning_rate: float | None = _flag(None, "peak learning rate (default 1e-5 full, 1e-4 lora)", "float")
+    loss_type: str | None = _flag(None, "infonce, cosine_similarity, contrastive, ... (required)")
+    label_names: tuple[str, ...] = _flag((), "accepted for swift compatibility (labels are the 'label' column)", "list")
+    dataloader_drop_last: bool = _flag(False, "drop the last incomplete batch", "bool")
+    max_length: int | None = _flag(
+        None, "truncation length in tokens (Qwen3 default 512)", "int", aliases=("max_seq_length",)
+    )
+    output_dir: str = _flag("output", "runs go to OUTPUT_DIR/v<N>-<YYYYMMDD-HHMMSS>/")
+    seed: int = _flag(42, "seed for the data split, data order and initialisation", "int")
+    logging_steps: int = _flag(5, "log (and append to logging.jsonl) every N optimizer steps", "int")
+    warmup_ratio: float = _flag(0.0, "fraction of the steps spent warming the learning rate up", "float")
+    mrl_dims: str | None = _flag(None, "Matryoshka dims and weights as JSON, e.g. '{\"64\":1,\"256\":1}'")
+    deepspeed: str | None = _flag(None, "zero2 / zero3 or a DeepSpeed JSON config path")
+    resume_from_checkpoint: str | None = _flag(None, "a checkpoint folder, or 'last' for the newest under --output_dir")
+    query_instruction: str | None = _flag(
+        None, "Qwen3: task instruction for queries/anchors ('Instruct: {task}\\nQuery:'); used in training, eval, saved model"
+    )
+    document_instruction: str | None = _flag(
+        None, "Qwen3: task instruction for documents/positives (default: none for retrieval losses, STS for pair losses)"
+    )
+    torch_dtype: str | None = _flag(
+        None, "weights dtype", aliases=("dtype",), choices=("auto", "float32", "bfloat16", "float16")
+    )
+    attn_impl: str | None = _flag(None, "attention implementation (sdpa, eager, flash_attention_2)", aliases=("attn_implementation",))
+    model_revision: str | None = _flag(None, "Hub revision of --model", aliases=("revision",))
+    trust_remote_code: bool = _flag(False, "allow the model's own Python code to run", "bool")
+    eval_sts: tuple[str, ...] = _flag((), "extra STS sets (pairs + 0-5 or 0-1 scores) evaluated with Spearman", "list")
+    eval_retrieval: tuple[str, ...] = _flag(
+        (), "extra BEIR folders (corpus.jsonl, queries.jsonl, qrels/) evaluated with nDCG@10", "list"
+    )
+    # not flags: what the parser collected
+    training_args: Mapping[str, Any] = field(default_factory=dict, metadata={"kind": "internal"})
+    explicit: frozenset[str] = field(default_factory=frozenset, metadata={"kind": "internal"})
+
+    def to_args_json(self) -> dict[str, Any]:
+        """The flat dict stored as ``args.json``: swift flag names without dashes, lists as lists."""
+        out: dict[str, Any] = {}
+        for f in flag_fields():
+            value = getattr(self, f.name)
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+        out.update(self.training_args)
+        return out
+
+    def replace(self, **changes: Any) -> RunConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def flag_fields() -> list[dataclasses.Field]:
+    return [f for f in dataclasses.fields(RunConfig) if f.metadata.get("kind") not in (None, "internal")]
+
+
+def _flag_names() -> dict[str, str]:
+    """Every spelling (name and aliases) -> field name."""
+    names: dict[str, str] = {}
+    for f in flag_fields():
+        names[f.name] = f.name
+        for alias in f.metadata["aliases"]:
+            names[alias] = f.name
+    return names
+
+
+# --- value conversion ----------------------------------------------------------------------------
+def parse_bool(flag: str, text: str) -> bool:
+    value = _BOOL_WORDS.get(str(text).strip().lower())
+    if value is None:
+        raise ConfigError(f"--{flag} expects true or false, got {text!r}")
+    return value
+
+
+def _convert(f: dataclasses.Field, values: list[str]) -> Any:
+    kind, name = f.metadata["kind"], f.name
+    if kind == "list":
+        if not values:
+            raise ConfigError(f"--{name} expects one or more values")
+        return tuple(values)
+    if kind == "bool" and not values:
+        return True  # a bare --flag means true
+    if len(values) != 1:
+        raise ConfigError(f"--{name} expects one value, got {len(values)}: {' '.join(values) or '(none)'}")
+    text = values[0]
+    try:
+        if kind == "int":
+            return int(text)
+        if kind == "float":
+            return float(text)
+    except ValueError:
+        raise ConfigError(f"--{name} expects {'an integer' if kind == 'int' else 'a number'}, got {text!r}") from None
+    if kind == "bool":
+        return parse_bool(name, text)
+    choices = f.metadata["choices"]
+    if choices and text not in choices:
+        close = difflib.get_close_matches(text, choices, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"--{name} must be one of {', '.join(choices)}; got {text!r}.{hint}")
+    return text
+
+
+_HF_ACTIONS: dict[str, Any] | None = None
+
+
+def _training_arg_actions() -> dict[str, Any]:
+    """argparse actions of SentenceTransformerTrainingArguments, as transformers builds them (types, choices)."""
+    global _HF_ACTIONS
+    if _HF_ACTIONS is None:
+        from sentence_transformers import SentenceTransformerTrainingArguments
+        from transformers import HfArgumentParser
+
+        parser = HfArgumentParser(SentenceTransformerTrainingArguments)
+        _HF_ACTIONS = {
+            action.dest: action for action in parser._actions if action.option_strings and action.dest != "help"
+        }
+    return _HF_ACTIONS
+
+
+def _convert_training_arg(name: str, values: list[str], action: Any) -> Any:
+    if action.nargs in ("+", "*"):
+        items = values
+    elif not values and action.nargs == "?":
+        return action.const if action.const is not None else True
+    elif len(values) != 1:
+        raise ConfigError(f"--{name} expects one value, got {len(values)}: {' '.join(values) or '(none)'}")
+    else:
+        items = values
+    converted = []
+    for text in items:
+        try:
+            value = action.type(text) if action.type is not None else text
+        except (ValueError, TypeError, KeyError) as err:
+            raise ConfigError(f"--{name}: invalid value {text!r} ({err})") from None
+        if action.choices is not None and value not in action.choices:
+            raise ConfigError(f"--{name} must be one of {', '.join(map(str, action.choices))}; got {text!r}")
+        converted.append(value)
+    return converted if action.nargs in ("+", "*") else converted[0]
+
+
+# --- parsing ----------------------------------------------------------------------------------------
+def _split_flags(argv: Iterable[str]) -> list[tuple[str, list[str]]]:
+    """``["--a", "1", "--b=2", "--c", "x", "y"]`` -> ``[("a", ["1"]), ("b", ["2"]), ("c", ["x", "y"])]``."""
+    groups: list[tuple[str, list[str]]] = []
+    for token in argv:
+        if token.startswith("--") and len(token) > 2:
+            name, eq, value = token[2:].partition("=")
+            groups.append((name.replace("-", "_"), [value] if eq else []))
+        elif not groups:
+            raise ConfigError(f"unexpected argument {token!r}: every value belongs to a --flag")
+        else:
+            groups[-1][1].append(token)
+    return groups
+
+
+def _unknown_flag(name: str) -> ConfigError:
+    known = list(_flag_names())
+    try:
+        known += list(_training_arg_actions())
+    except ImportError:
+        pass
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.7)
+    hint = f" Did you mean --{close[0]}?" if close else ""
+    return ConfigError(f"unknown flag --{name}.{hint} ('st-qwen3emb sft --help' lists the flags)")
+
+
+def parse_args(argv: Iterable[str]) -> RunConfig:
+    """Parse swift-style flags into a ``RunConfig`` (checked with ``validate``)."""
+    names = _flag_names()
+    by_name = {f.name: f for f in flag_fields()}
+    values: dict[str, Any] = {}
+    training_args: dict[str, Any] = {}
+    seen: dict[str, str] = {}
+    for raw, items in _split_flags(argv):
+        if raw in names:
+            target = names[raw]
+            if target in seen:
+                raise ConfigError(f"--{raw} given twice (also as --{seen[target]})")
+            seen[target] = raw
+            values[target] = _convert(by_name[target], items)
+            continue
+        if raw in _OWNED_TRAINING_ARGS:
+            raise ConfigError(f"--{raw} is set by st-qwen3emb: {_OWNED_TRAINING_ARGS[raw]}")
+        action = _training_arg_actions().get(raw)
+        if action is None:
+            raise _unknown_flag(raw)
+        if raw in training_args:
+            raise ConfigError(f"--{raw} given twice")
+        training_args[raw] = _convert_training_arg(raw, items, action)
+    config = RunConfig(**values, training_args=training_args, explicit=frozenset(values) | frozenset(training_args))
+    validate(config)
+    return config
+
+
+def validate(config: RunConfig) -> None:
+    """Checks that need no model or data: missing required flags, impossible values, contradictions."""
+    if not config.model:
+        raise ConfigError("--model is required (a local folder or a Hub id)")
+    if not config.dataset:
+        raise ConfigError("--dataset is required (one or more files, folders or Hub ids)")
+    if not config.loss_type:
+        raise ConfigError("--loss_type is required (swift has no default loss): e.g. infonce or cosine_similarity")
+    if config.train_type == "full":
+        given = [name for name in LORA_FLAGS if name in config.explicit]
+        if given:
+            raise ConfigError(
+                f"{', '.join('--' + n for n in given)} only apply to --train_type lora; this run is --train_type full"
+            )
+    positive = (
+        "per_device_train_batch_size",
+        "per_device_eval_batch_size",
+        "gradient_accumulation_steps",
+        "save_steps",
+        "logging_steps",
+        "num_train_epochs",
+        "lora_rank",
+        "lora_alpha",
+    )
+    for name in positive:
+        if getattr(config, name) <= 0:
+            raise ConfigError(f"--{name} must be positive, got {getattr(config, name)}")
+    for name in ("eval_steps", "max_length", "learning_rate"):
+        value = getattr(config, name)
+        if value is not None and value <= 0:
+            raise ConfigError(f"--{name} must be positive, got {value}")
+    if not 0.0 <= config.split_dataset_ratio < 1.0:
+        raise ConfigError(f"--split_dataset_ratio must be in [0, 1), got {config.split_dataset_ratio}")
+    if not 0.0 <= config.lora_dropout < 1.0:
+        raise ConfigError(f"--lora_dropout must be in [0, 1), got {config.lora_dropout}")
+    if not 0.0 <= config.warmup_ratio <= 1.0:
+        raise ConfigError(f"--warmup_ratio must be in [0, 1], got {config.warmup_ratio}")
+    if config.val_dataset and "split_dataset_ratio" in config.explicit and config.split_dataset_ratio > 0:
+        raise ConfigError("give either --val_dataset or --split_dataset_ratio, not both")
+    if config.eval_strategy in ("steps", "epoch") and not has_eval_data(config):
+        raise ConfigError(
+            f"--eval_strategy {config.eval_strategy} needs evaluation data: --val_dataset, --split_dataset_ratio, "
+            "--eval_sts or --eval_retrieval"
+        )
+    if config.mrl_dims is not None:
+        parse_mrl_dims(config.mrl_dims)
+    for name in ("query_instruction", "document_instruction"):
+        value = getattr(config, name)
+        if value is not None and not value.strip() and name == "query_instruction":
+            raise ConfigError(f"--{name} must not be empty")
+
+
+def has_eval_data(config: RunConfig) -> bool:
+    return bool(config.val_dataset or config.split_dataset_ratio > 0 or config.eval_sts or config.eval_retrieval)
+
+
+def parse_mrl_dims(text: str) -> dict[int, float]:
+    """swift's ``--mrl_dims '{"64":1,"256":1}'`` (a JSON dict, or a JSON list of dims with weight 1)."""
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"--mrl_dims must be JSON like '{{\"64\":1,\"256\":1}}': {err}") from None
+    if isinstance(raw, list):
+        raw = {d: 1.0 for d in raw}
+    if not isinstance(raw, dict) or not raw:
+        raise ConfigError("--mrl_dims must be a non-empty JSON object of dim -> weight")
+    try:
+        dims = {int(k): float(v) for k, v in raw.items()}
+    except (TypeError, ValueError):
+        raise ConfigError(f"--mrl_dims keys must be integers and values numbers, got {text!r}") from None
+    if any(d <= 0 for d in dims):
+        raise ConfigError(f"--mrl_dims dimensions must be positive, got {sorted(dims)}")
+    return dims
+
+
+def infer_model_type(detected: str | None, task_type: str) -> str | None:
+    """swift's ``--model_type`` from the transformers ``model_type`` (``qwen3`` -> ``qwen3_emb``)."""
+    if detected != "qwen3":
+        return None
+    return "qwen3_reranker" if task_type in RERANKER_TASK_TYPES else "qwen3_emb"
+
+
+def resolved_learning_rate(config: RunConfig) -> float:
+    return config.learning_rate if config.learning_rate is not None else DEFAULT_LR[config.train_type]
+
+
+def help_text() -> str:
+    lines = [
+        "usage: st-qwen3emb sft --model PATH_OR_ID --dataset SPEC [SPEC ...] --loss_type LOSS [FLAGS]",
+        "",
+        "Fine-tune an embedding (or reranker) model with ms-swift's 'swift sft' flags on sentence-transformers.",
+        "Booleans take true/false. Any other transformers TrainingArguments flag (--save_strategy no, --bf16 true,",
+        "--lr_scheduler_type cosine, --report_to none, --max_steps N, ...) is passed through by name.",
+        "",
+        "flags:",
+    ]
+    for f in flag_fields():
+        spellings = " / ".join("--" + n for n in (f.name, *f.metadata["aliases"]))
+        default = f.default if f.default is not dataclasses.MISSING else None
+        choices = f.metadata["choices"]
+        extra = f" {{{','.join(choices)}}}" if choices else ""
+        shown = f" (default {list(default) if isinstance(default, tuple) else default})" if default not in (None, ()) else ""
+        lines.append(f"  {spellings}{extra}")
+        lines.append(f"      {f.metadata['help']}{shown}")
+    return "\n".join(lines)

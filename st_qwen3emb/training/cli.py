@@ -1,0 +1,56 @@
+"""``st-qwen3emb sft``: swift's flags -> ``RunConfig`` -> ``train``; bad input exits 2 with one clear message."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    from st_qwen3emb.config import ConfigError, help_text, parse_args
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if any(a in ("-h", "--help") for a in argv):
+        print(help_text())
+        return 0
+    try:
+        config = parse_args(argv)
+    except ConfigError as err:
+        print(f"st-qwen3emb sft: error: {err}", file=sys.stderr)
+        return 2
+    return run(config)
+
+
+def run(config) -> int:
+    """Train ``config``, turning the expected failures into messages and exit codes."""
+    from st_qwen3emb.config import ConfigError
+    from st_qwen3emb.data import DatasetValidationError
+    from st_qwen3emb.model import ModelLoadError
+
+    try:
+        from st_qwen3emb.training import train
+
+        run_dir = train(config)
+    except (ConfigError, DatasetValidationError, ModelLoadError) as err:
+        print(f"st-qwen3emb sft: error: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:
+        from st_qwen3emb.training.sft import TrainingInterrupted
+        from st_qwen3emb.training.trainer import NonFiniteLossError
+
+        if isinstance(err, TrainingInterrupted):
+            print(f"st-qwen3emb sft: {err}", file=sys.stderr)
+            return 128 + err.signum
+        if isinstance(err, NonFiniteLossError):
+            print(f"st-qwen3emb sft: error: {err}", file=sys.stderr)
+            return 1
+        raise
+    final = run_dir / "final"
+    print(f"\nRun folder: {run_dir}")
+    if final.is_dir():
+        print(f"Model:      {final}  (loads with SentenceTransformer({str(final)!r}))")
+        print("Next:")
+        print(f"  st-qwen3emb eval --model {final}")
+        if config.train_type == "lora":
+            print(f"  st-qwen3emb export --adapters {final} --merge_lora true --output_dir {final}-merged")
+        print(f"  st-qwen3emb push {final} YOUR_NAME/MODEL_NAME")
+    return 0

@@ -96,7 +96,9 @@ def load_dataset(
 
     Columns: ``anchor``, ``positive`` (the first positive, as swift uses), ``negative_1..negative_k`` for losses
     that take hard negatives (count policy in ``st_qwen3emb.data.negatives``; ``hard_negatives`` or
-    ``INFONCE_HARD_NEGATIVES`` fixes k), and ``label`` (float) for losses that take a label.
+    ``INFONCE_HARD_NEGATIVES`` fixes k), and ``label`` (float) for losses that take a label. ``split`` applies to
+    Hub datasets and retrieval folders (a local file is its own split); ``seed`` drives ``#N`` sampling and
+    negative padding.
     """
     import datasets
 
@@ -110,7 +112,8 @@ def load_dataset(
         "positive": [r.positives[0] for r in records],
     }
     if req.takes_negatives:
-        negatives = fit_negatives(records, hard_negatives_setting(hard_negatives), seed, source)
+        k = hard_negatives if req.task == "reranker" else hard_negatives_setting(hard_negatives)
+        negatives = fit_negatives(records, k, seed, source)
         for j in range(len(negatives[0]) if negatives else 0):
             columns[f"negative_{j + 1}"] = [row[j] for row in negatives]
     if req.needs_label:

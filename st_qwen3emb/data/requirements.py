@@ -17,6 +17,7 @@ class DataRequirements:
     needs_label: bool  # the loss reads a label column
     label_kind: str | None  # "similarity" (float in [0, 1]), "binary" (0/1), "score" (any float), None
     takes_negatives: bool  # negative_1..k columns are passed to the loss
+    task: str = "embedding"  # "reranker" losses do not read INFONCE_* variables
 
 
 _FALLBACK = {
@@ -41,7 +42,8 @@ def data_requirements(loss_type: str) -> DataRequirements:
             loss_type,
             bool(spec.needs_label),
             spec.label_kind,
-            bool(getattr(spec, "takes_negatives", getattr(spec, "negatives", False))),
+            bool(spec.negatives),
+            spec.task,
         )
     if loss_type not in _FALLBACK:
         raise ValueError(f"unknown loss_type {loss_type!r} for embedding data; known: {', '.join(sorted(_FALLBACK))}")

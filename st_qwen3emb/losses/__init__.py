@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from torch import nn
 
-LabelKind = Literal["similarity", "binary"]
+LabelKind = Literal["similarity", "binary", "score"]
 
 
 @dataclass(frozen=True)
@@ -26,8 +26,9 @@ class LossSpec:
     """What a loss reads from a dataset.
 
     ``columns``: the text columns it needs, in order. ``negatives``: whether ``negative_1..negative_k`` columns may
-    follow. ``label``: ``"similarity"`` (a float in [0, 1]), ``"binary"`` (0 or 1) or None (no label is read; a
-    ``label`` column is then ignored). ``task``: ``"embedding"`` or ``"reranker"``.
+    follow. ``label``: ``"similarity"`` (a float in [0, 1]), ``"binary"`` (0 or 1), ``"score"`` (a float on any
+    scale: only the order of the labels matters, as for CoSENT/AnglE) or None (no label is read; a ``label`` column
+    is then ignored). ``task``: ``"embedding"`` or ``"reranker"``.
     """
 
     columns: tuple[str, ...]
@@ -57,8 +58,8 @@ _REGISTRY: dict[str, tuple[str, str, LossSpec]] = {
     "online_contrastive": ("st_qwen3emb.losses.online_contrastive", "OnlineContrastiveLoss", LossSpec(_PAIR, "binary")),
     "infonce": ("st_qwen3emb.losses.infonce", "InfoNCELoss", LossSpec(_PAIR, None, negatives=True)),
     "cached_infonce": ("st_qwen3emb.losses.cached_infonce", "CachedInfoNCELoss", LossSpec(_PAIR, None, negatives=True)),
-    "cosent": ("sentence_transformers.sentence_transformer.losses", "CoSENTLoss", LossSpec(_PAIR, "similarity")),
-    "angle": ("sentence_transformers.sentence_transformer.losses", "AnglELoss", LossSpec(_PAIR, "similarity")),
+    "cosent": ("sentence_transformers.sentence_transformer.losses", "CoSENTLoss", LossSpec(_PAIR, "score")),
+    "angle": ("sentence_transformers.sentence_transformer.losses", "AnglELoss", LossSpec(_PAIR, "score")),
     # Reranker data: a query, its positive(s) and negatives; the 1/0 labels follow from the columns.
     "pointwise_reranker": (
         "st_qwen3emb.losses.reranker",
@@ -80,7 +81,10 @@ EMBEDDING_LOSS_TYPES: tuple[str, ...] = tuple(name for name, spec in LOSS_SPECS.
 def _check_name(loss_type: str) -> str:
     if loss_type in _REGISTRY:
         return loss_type
-    close = difflib.get_close_matches(str(loss_type), LOSS_TYPES, n=1, cutoff=0.5)
+    typed = str(loss_type).strip().lower().replace("-", "_")
+    # A name typed short ("cosine") means the loss it starts; otherwise the nearest spelling.
+    close = [name for name in LOSS_TYPES if name.startswith(typed)] if typed else []
+    close = close or difflib.get_close_matches(typed, LOSS_TYPES, n=1, cutoff=0.5)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     raise ValueError(f"unknown loss_type {loss_type!r}.{hint} Known loss types: {', '.join(LOSS_TYPES)}")
 

@@ -2,7 +2,7 @@
 
 swift's reranker data: per query up to ``MAX_POSITIVE_SAMPLES`` (default 1) positives, each followed by up to
 ``MAX_NEGATIVE_SAMPLES`` (default 7) negatives; a query with more is sampled (seeded), one with fewer keeps what it
-has. Each (positive, negatives) group becomes one row ``anchor, positive, negative_1..negative_k`` (``None`` pads
+has. Each (positive, negatives) group becomes one row ``anchor, positive, negative_1..negative_k`` (``""`` pads
 shorter groups), which ``st_qwen3emb.losses.reranker`` turns into labelled pairs (1 for the positive, 0 for each
 negative). Every format ``read_records`` understands works: swift 3.x ``query/response/rejected_response``, 4.x
 ``messages/positive_messages/negative_messages``, and BEIR retrieval folders.
@@ -80,13 +80,14 @@ def reranker_groups(
 
 
 def groups_to_dataset(groups: Sequence[tuple[str, str, list[str]]]) -> datasets.Dataset:
-    """Columns ``anchor, positive, negative_1..negative_k`` (k = the largest group's), ``None`` padded."""
+    """Columns ``anchor, positive, negative_1..negative_k`` (k = the largest group's); shorter groups are padded
+    with ``""`` (not ``None``: sentence-transformers' trainer tokenises every column for its model card)."""
     import datasets
 
     width = max(len(negatives) for _, _, negatives in groups)
-    columns: dict[str, list[str | None]] = {"anchor": [g[0] for g in groups], "positive": [g[1] for g in groups]}
+    columns: dict[str, list[str]] = {"anchor": [g[0] for g in groups], "positive": [g[1] for g in groups]}
     for i in range(width):
-        columns[f"negative_{i + 1}"] = [g[2][i] if i < len(g[2]) else None for g in groups]
+        columns[f"negative_{i + 1}"] = [g[2][i] if i < len(g[2]) else "" for g in groups]
     features = datasets.Features({name: datasets.Value("string") for name in columns})
     return datasets.Dataset.from_dict(columns, features=features)
 
@@ -104,22 +105,29 @@ def load_reranker_dataset(
     return groups_to_dataset(reranker_groups(records, max_positives=max_positives, max_negatives=max_negatives, seed=seed))
 
 
-def reranking_samples(records: Iterable[Record]) -> list[dict[str, object]]:
+def reranking_samples(records: Iterable[Record], *, seed: int = 42) -> list[dict[str, object]]:
     """Samples for sentence-transformers' ``CrossEncoderRerankingEvaluator``: every candidate is re-ranked.
 
-    ``documents`` are the positives followed by the negatives (no sampling: evaluation sees the whole list).
+    ``documents`` are every candidate (no sampling: evaluation sees the whole list) in a seeded random order:
+    a ``Record`` lists positives first, and the evaluator's ``base_*`` metrics score the given order.
+    Queries with a single candidate are left out: there is nothing to rank (and nDCG is undefined).
     """
+    rng = random.Random(seed)
     samples = []
     for record in records:
         positives = [p for p in record.positives if p and p.strip()]
         if not positives:
             continue
         negatives = [n for n in record.negatives if n and n.strip() and n not in positives]
-        samples.append({"query": record.anchor, "positive": positives, "documents": positives + negatives})
+        if len(positives) + len(negatives) < 2:
+            continue
+        documents = positives + negatives
+        rng.shuffle(documents)
+        samples.append({"query": record.anchor, "positive": positives, "documents": documents})
     if not samples:
-        raise DatasetValidationError("no evaluation query has a positive document")
+        raise DatasetValidationError("no evaluation query has a positive document and at least two candidates")
     return samples
 
 
 def load_reranking_samples(spec: str | Sequence[str], *, seed: int = 42, split: str = "train") -> list[dict[str, object]]:
-    return reranking_samples(read_records(spec, seed=seed, split=split))
+    return reranking_samples(read_records(spec, seed=seed, split=split), seed=seed)

@@ -19,7 +19,6 @@ logger = logging.getLogger(__name__)
 _LABEL_KINDS = {
     "similarity": "a similarity in [0, 1] (STS scores divided by 5)",
     "binary": "0 (dissimilar) or 1 (similar)",
-    "score": "a number",
 }
 
 
@@ -54,7 +53,7 @@ def validate_for_loss(records: Sequence[Record], req: DataRequirements, source: 
 
 
 def _check_label(rec: Record, req: DataRequirements, problems: ProblemCollector) -> None:
-    kind = _LABEL_KINDS.get(req.label_kind or "score", "a number")
+    kind = _LABEL_KINDS.get(req.label_kind or "", "a number")
     if rec.label is None:
         problems.add(f"{rec.where('label')}: missing; loss {req.loss_type!r} needs a label: {kind}")
     elif req.label_kind == "similarity" and not 0.0 <= rec.label <= 1.0:

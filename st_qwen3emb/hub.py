@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import json
 import logging
 import sys
 import time
@@ -27,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from st_qwen3emb.model_card import CARD_FILENAME
+from st_qwen3emb.model_card import CARD_FILENAME, CardInputError, read_json
 
 logger = logging.getLogger(__name__)
 
@@ -77,11 +76,12 @@ def files_to_upload(model_dir: Path) -> list[tuple[str, int]]:
 
 def _load_json(path: Path, what: str) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PushRefused(f"{path.parent}: {path.name} is missing ({what})") from None
-    except json.JSONDecodeError as err:
-        raise PushRefused(f"{path}: not valid JSON ({err})") from None
+        data = read_json(path)
+    except CardInputError as err:
+        raise PushRefused(str(err)) from None
+    if data is None:
+        raise PushRefused(f"{path.parent}: {path.name} is missing ({what})")
+    return data
 
 
 def check_model_folder(model_dir: Path) -> None:

@@ -24,17 +24,21 @@ from pathlib import Path
 from typing import Any
 
 from st_qwen3emb import protocol
+from st_qwen3emb.training.run_dir import ARGS_FILE, CURVES_FILE, FINAL_DIR, LAST_LINK, LOG_FILE
 
 CARD_FILENAME = "README.md"
-CURVES_FILENAME = "training_curves.png"
-EVAL_FORMAT = "st-qwen3emb-eval/1"
+CURVES_FILENAME = CURVES_FILE
 QWEN3_LICENSE = "apache-2.0"  # every Qwen3 / Qwen3-Embedding / Qwen3-Reranker release is Apache-2.0
 RERANKER_TASK_TYPES = ("reranker", "generative_reranker")
 
-# args.json keys that record the run rather than configure it, so they are not flags of the rebuilt commands
-_BOOKKEEPING_KEYS = ("train_rows", "eval_rows", "st_qwen3emb_version")
-# st-qwen3emb flags that swift does not have (swift has no query/document instruction)
-_NOT_IN_SWIFT = ("query_instruction", "document_instruction")
+# args.json keys that record the run rather than configure it (contract 4), so they are not flags of the commands;
+# other keys that are not RunConfig flags are trainer pass-through flags (``--warmup_steps`` ...) and are kept
+_RUN_RECORD_KEYS = ("train_rows", "eval_rows", "st_qwen3emb_version", "prompts", "saved_prompts", "run_dir", "env",
+                    "resume_from_checkpoint")
+# st-qwen3emb flags that swift does not have (swift has no query/document instruction and no extra eval sets)
+_NOT_IN_SWIFT = ("query_instruction", "document_instruction", "eval_sts", "eval_retrieval")
+_SWIFT4_NAMES = {"train_type": "tuner_type"}  # ms-swift 4 renamed this flag (3.x: --train_type)
+_REQUIRED_FLAGS = ("model", "task_type", "dataset", "loss_type")
 # Hub task ids for the evaluation task types of contract 7 (the names sentence-transformers' own cards use)
 _HUB_TASKS = {
     "STS": ("semantic-similarity", "Semantic Similarity"),
@@ -67,7 +71,8 @@ class CardInputError(ValueError):
 
 
 # --- reading artefacts ------------------------------------------------------------------------------
-def _read_json(path: Path) -> Any:
+def read_json(path: Path) -> Any:
+    """A JSON file's content, ``None`` when it does not exist; ``CardInputError`` naming the file when malformed."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -97,11 +102,11 @@ class ModelFacts:
 
 
 def read_model_facts(model_dir: Path) -> ModelFacts:
-    modules = _read_json(model_dir / "modules.json")
+    modules = read_json(model_dir / "modules.json")
     if not isinstance(modules, list):
         raise CardInputError(f"{model_dir}: no modules.json; a model card is written into a sentence-transformers folder")
     facts = ModelFacts(folder=model_dir)
-    st_config = _read_json(model_dir / "config_sentence_transformers.json") or {}
+    st_config = read_json(model_dir / "config_sentence_transformers.json") or {}
     facts.prompts = dict(st_config.get("prompts") or {})
     facts.similarity = st_config.get("similarity_fn_name")
     facts.saved_versions = dict(st_config.get("__version__") or {})
@@ -109,24 +114,24 @@ def read_model_facts(model_dir: Path) -> ModelFacts:
         sub = model_dir / entry.get("path", "")
         kind = str(entry.get("type", ""))
         if kind.endswith("Transformer"):
-            config = _read_json(sub / "config.json")
-            adapter = _read_json(sub / "adapter_config.json")
+            config = read_json(sub / "config.json")
+            adapter = read_json(sub / "adapter_config.json")
             facts.model_type = (config or {}).get("model_type")
             facts.has_full_weights = config is not None and any(sub.glob("model*.safetensors"))
             if adapter:
                 facts.adapter_base = adapter.get("base_model_name_or_path")
-            bert = _read_json(sub / "sentence_bert_config.json") or {}
-            tokenizer = _read_json(sub / "tokenizer_config.json") or {}
+            bert = read_json(sub / "sentence_bert_config.json") or {}
+            tokenizer = read_json(sub / "tokenizer_config.json") or {}
             # sentence-transformers 6 keeps the length in the tokenizer config; older versions in sentence_bert_config
             length = bert.get("max_seq_length") or tokenizer.get("model_max_length")
             facts.max_seq_length = length if isinstance(length, int) and length < 10**7 else None  # 1e30 = "no limit"
         elif kind.endswith("Pooling"):
-            pooling = _read_json(sub / "config.json") or {}
+            pooling = read_json(sub / "config.json") or {}
             facts.pooling_mode = pooling.get("pooling_mode")
             facts.dimension = pooling.get("embedding_dimension") or pooling.get("word_embedding_dimension")
     if facts.model_type is None and facts.adapter_base:
         base_dir = Path(facts.adapter_base)
-        facts.model_type = ((_read_json(base_dir / "config.json") or {}) if base_dir.is_dir() else {}).get("model_type")
+        facts.model_type = ((read_json(base_dir / "config.json") or {}) if base_dir.is_dir() else {}).get("model_type")
     return facts
 
 
@@ -141,19 +146,19 @@ class RunInfo:
 def find_run_dir(model_dir: Path) -> Path | None:
     """The training run a model folder came from: ``<run>/final`` or ``<run>/checkpoint-N`` sit in the run folder."""
     for candidate in (model_dir.parent, model_dir):
-        if (candidate / "args.json").is_file() and (candidate / "logging.jsonl").is_file():
+        if (candidate / ARGS_FILE).is_file() and (candidate / LOG_FILE).is_file():
             return candidate
-    if (model_dir.parent / "args.json").is_file():
+    if (model_dir.parent / ARGS_FILE).is_file():
         return model_dir.parent
     return None
 
 
 def read_run(run_dir: Path) -> RunInfo:
-    args = _read_json(run_dir / "args.json")
+    args = read_json(run_dir / ARGS_FILE)
     if not isinstance(args, dict):
-        raise CardInputError(f"{run_dir / 'args.json'}: missing or not a JSON object (training run layout)")
+        raise CardInputError(f"{run_dir / ARGS_FILE}: missing or not a JSON object (training run layout)")
     log: list[dict[str, Any]] = []
-    log_path = run_dir / "logging.jsonl"
+    log_path = run_dir / LOG_FILE
     if log_path.is_file():
         for number, line in enumerate(log_path.read_text(encoding="utf-8").splitlines(), start=1):
             if not line.strip():
@@ -183,34 +188,30 @@ class EvalEntry:
 
 
 def read_eval_summary(path: Path) -> list[EvalEntry]:
-    """The result entries of one evaluation summary (contract 7), with errors naming the file, entry and field."""
-    data = _read_json(path)
-    if data is None:
+    """The result entries of one evaluation summary (contract 7), with errors naming the file, entry and field.
+
+    The evaluation package's ``read_summary`` checks the contract; this adds what the card relies on (a dataset
+    name and type for the Hub's model-index, numeric scores).
+    """
+    from st_qwen3emb.evaluation.summary import SummaryFormatError, read_summary
+
+    if not path.is_file():
         raise CardInputError(f"{path}: evaluation summary not found")
-    if not isinstance(data, dict) or data.get("format") != EVAL_FORMAT:
-        raise CardInputError(f"{path}: field 'format' must be {EVAL_FORMAT!r}")
-    results = data.get("results")
-    if not isinstance(results, list):
-        raise CardInputError(f"{path}: field 'results' must be a list")
+    try:
+        results = read_summary(path)["results"]
+    except SummaryFormatError as err:
+        raise CardInputError(str(err)) from err
     entries = []
     for number, item in enumerate(results, start=1):
-        where = f"{path}, results[{number}]"
-        if not isinstance(item, dict):
-            raise CardInputError(f"{where}: not an object")
-        for key in ("model", "task", "task_type", "dataset", "main_metric", "main_score"):
-            if item.get(key) in (None, ""):
-                raise CardInputError(f"{where}: field {key!r} is missing")
+        where = f"{path}, result {number}"
         dataset = item["dataset"]
-        if not isinstance(dataset, dict) or not dataset.get("name") or not dataset.get("type"):
+        if not dataset.get("name") or not dataset.get("type"):
             raise CardInputError(f"{where}: field 'dataset' needs 'name' and 'type'")
-        metrics = item.get("metrics") or {}
-        if not isinstance(metrics, dict):
-            raise CardInputError(f"{where}: field 'metrics' must be an object")
         try:
             main_score = float(item["main_score"])
-            metrics = {str(k): float(v) for k, v in metrics.items() if v is not None}
+            metrics = {str(k): float(v) for k, v in item["metrics"].items() if v is not None}
         except (TypeError, ValueError) as err:
-            raise CardInputError(f"{where}: a metric value is not a number ({err})") from err
+            raise CardInputError(f"{where}: field 'metrics' holds a value that is not a number ({err})") from err
         entries.append(
             EvalEntry(
                 model=str(item["model"]),
@@ -299,8 +300,9 @@ def _flag_value(value: Any) -> str:
     return shlex.quote(str(value))
 
 
-def _env_settings(args: dict[str, Any], prefix: str) -> dict[str, Any]:
-    """Loss settings swift reads from the environment (``INFONCE_*``), as recorded in args.json (any case)."""
+def _env_settings(args: dict[str, Any], prefix: str = "INFONCE_") -> dict[str, Any]:
+    """Loss settings swift reads from the environment (``INFONCE_*``) as args.json records them: flat keys in any
+    case (``infonce_temperature``) or an ``env`` object."""
     found = {k.upper(): v for k, v in args.items() if k.upper().startswith(prefix) and v is not None}
     env = args.get("env")
     if isinstance(env, dict):
@@ -308,21 +310,52 @@ def _env_settings(args: dict[str, Any], prefix: str) -> dict[str, Any]:
     return found
 
 
-def build_command(args: dict[str, Any], program: str) -> str:
-    """The ``st-qwen3emb sft`` or ``swift sft`` command line that reproduces the run recorded in ``args``."""
-    swift = program.startswith("swift")
-    env = _env_settings(args, "INFONCE_") if args.get("loss_type") in ("infonce", "cached_infonce") else {}
-    lines = [" ".join(f"{k}={_flag_value(v)}" for k, v in env.items()) + (" " if env else "") + program]
+def _uses_infonce(args: dict[str, Any]) -> bool:
+    return "infonce" in str(args.get("loss_type") or "")
+
+
+def command_flags(args: dict[str, Any], *, swift: bool) -> list[tuple[str, Any]]:
+    """(flag, value) pairs of the run's command line, in args.json order.
+
+    st-qwen3emb: the RunConfig flags that differ from their defaults (plus the required ones) and the trainer
+    pass-through flags. swift: every flag swift has, with its value, because swift's defaults differ from ours
+    (learning rate, max_length, InfoNCE temperature).
+    """
+    from st_qwen3emb.config import flag_fields
+
+    defaults = {f.name: f.default for f in flag_fields()}
+    pairs = []
     for key, value in args.items():
-        if value is None or key in _BOOKKEEPING_KEYS or key == "env" or key.upper() in env:
-            continue
-        if key.upper().startswith("INFONCE_"):
-            continue
-        if swift and key in _NOT_IN_SWIFT:
+        if value is None or key in _RUN_RECORD_KEYS or key.upper().startswith("INFONCE_"):
             continue
         if isinstance(value, (list, tuple)) and not value:
             continue
-        lines.append(f"    --{key} {_flag_value(value)}")
+        if isinstance(value, dict) and key not in defaults:
+            continue  # a structured run record, not a flag
+        if swift:
+            if key in _NOT_IN_SWIFT:
+                continue
+            pairs.append((_SWIFT4_NAMES.get(key, key), value))
+            continue
+        default = defaults.get(key, None)
+        if key in defaults and key not in _REQUIRED_FLAGS and _same_value(value, default):
+            continue
+        pairs.append((key, value))
+    return pairs
+
+
+def _same_value(value: Any, default: Any) -> bool:
+    if isinstance(default, tuple):
+        default = list(default)
+    return value == default
+
+
+def build_command(args: dict[str, Any], program: str) -> str:
+    """The ``st-qwen3emb sft`` or ``swift sft`` command line that reproduces the run recorded in ``args``."""
+    env = _env_settings(args) if _uses_infonce(args) else {}
+    head = " ".join(f"{k}={_flag_value(v)}" for k, v in env.items())
+    lines = [f"{head} {program}" if head else program]
+    lines += [f"    --{key} {_flag_value(value)}" for key, value in command_flags(args, swift=program.startswith("swift"))]
     return " \\\n".join(lines)
 
 
@@ -522,9 +555,12 @@ def _training_section(run: RunInfo) -> list[str]:
         lines.append("- **Dataset size:** " + ", ".join(sizes))
     if args.get("loss_type"):
         lines.append(f"- **Loss:** `{args['loss_type']}`")
-        env = _env_settings(args, "INFONCE_") if args["loss_type"] in ("infonce", "cached_infonce") else {}
-        for key, value in env.items():
-            lines.append(f"  - `{key}` = `{_flag_value(value)}`")
+        if _uses_infonce(args):
+            env = _env_settings(args)
+            for key, value in env.items():
+                lines.append(f"  - `{key}` = `{_flag_value(value)}`")
+            if not env:
+                lines.append("  - the `INFONCE_*` settings in effect were not recorded in args.json")
         if args.get("mrl_dims"):
             lines.append(f"  - Matryoshka dimensions (`mrl_dims`): `{json.dumps(args['mrl_dims'])}`")
     lines.append("")
@@ -550,6 +586,12 @@ def _training_section(run: RunInfo) -> list[str]:
         "```",
         "",
     ]
+    if args.get("query_instruction"):
+        lines += [
+            "swift has no `--query_instruction`: it trains on the text as given, so the queries in its data would need "
+            f"the prompt `{protocol.query_prompt(args['query_instruction'])!r}` written in front of them.",
+            "",
+        ]
     lines += _log_summary(run.log)
     if run.curves is not None:
         lines += ["![training curves](" + CURVES_FILENAME + ")", ""]
@@ -577,6 +619,16 @@ def _log_summary(log: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _model_name(model_dir: Path, run: RunInfo | None, base: str | None) -> str:
+    """The folder's name, except for a run's ``final`` / ``checkpoint-N`` folders, named after base and run."""
+    name = model_dir.resolve().name
+    if run is None or not (name == FINAL_DIR or name.startswith("checkpoint-") or name == LAST_LINK):
+        return name
+    stem = f"{Path(base).name}-" if base else ""
+    suffix = "" if name == FINAL_DIR else f"-{name}"
+    return f"{stem}{run.run_dir.resolve().name}{suffix}"
+
+
 def build_card(
     model_dir: Path,
     *,
@@ -584,6 +636,7 @@ def build_card(
     entries: list[EvalEntry],
     base_model: str | None,
     task_type: str,
+    model_name: str | None = None,
 ) -> Any:
     """The ``huggingface_hub.ModelCard`` for ``model_dir`` (not written)."""
     from huggingface_hub import ModelCard, ModelCardData
@@ -609,7 +662,7 @@ def build_card(
         tags.append(f"dataset_size:{args['train_rows']}")
 
     own = [e for e in entries if _same_model(model_dir, e.model)]
-    model_name = model_dir.resolve().name
+    model_name = model_name or _model_name(model_dir, run, base)
     data = ModelCardData(
         base_model=base if base_is_hub else None,
         library_name="sentence-transformers",
@@ -618,7 +671,7 @@ def build_card(
         datasets=_hub_datasets(_as_list(args.get("dataset"))) or None,
         license=license_,
         language=language,
-        model_name=model_name,
+        model_name=model_name if own else None,  # only model-index uses it; alone it is not Hub metadata
         eval_results=eval_results(own) or None,
     )
 
@@ -673,6 +726,7 @@ def write_model_card(
     eval_files: Sequence[str | Path] = (),
     base_model: str | None = None,
     task_type: str = "embedding",
+    model_name: str | None = None,
 ) -> Path:
     """Write ``model_dir/README.md`` (and copy the run's ``training_curves.png`` beside it); return the card's path.
 
@@ -684,6 +738,8 @@ def write_model_card(
             and the results of this model go into the Hub ``model-index``.
         base_model: the base model's Hub id or path (default: ``model`` in args.json, or the adapter's base).
         task_type: ``embedding``, or ``reranker`` / ``generative_reranker``.
+        model_name: the card's title and model-index name; default: the folder's name (for ``<run>/final``: base
+            model and run). An export that writes into a temporary folder passes the final folder's name.
     """
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
@@ -691,7 +747,9 @@ def write_model_card(
     run_path = Path(run_dir) if run_dir is not None else find_run_dir(model_dir)
     run = read_run(run_path) if run_path is not None else None
     entries = [entry for path in eval_files for entry in read_eval_summary(Path(path))]
-    card = build_card(model_dir, run=run, entries=entries, base_model=base_model, task_type=task_type)
+    card = build_card(
+        model_dir, run=run, entries=entries, base_model=base_model, task_type=task_type, model_name=model_name
+    )
 
     target = model_dir / CARD_FILENAME
     tmp = model_dir / f".{CARD_FILENAME}.tmp"

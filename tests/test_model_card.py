@@ -34,7 +34,7 @@ ARGS = {
     "lora_rank": 16,
     "lora_alpha": 32,
     "lora_dropout": 0.05,
-    "target_modules": "all-linear",
+    "target_modules": ["all-linear"],
     "mrl_dims": None,
     "query_instruction": "Retrieve semantically similar text",
     "document_instruction": None,
@@ -42,6 +42,12 @@ ARGS = {
     "output_dir": "output",
     "infonce_temperature": 0.02,
     "infonce_use_batch": True,
+    "resume_from_checkpoint": None,
+    "warmup_ratio": 0.0,
+    "lr_scheduler_type": "cosine",
+    "prompts": {"anchor": "Instruct: Retrieve semantically similar text\nQuery:", "positive": ""},
+    "saved_prompts": {"query": "Instruct: Retrieve semantically similar text\nQuery:", "document": ""},
+    "run_dir": "output/v0-20261129-091500",
     "train_rows": 437,
     "eval_rows": 23,
     "st_qwen3emb_version": "0.1.0",
@@ -161,7 +167,7 @@ def test_metadata_is_hub_valid_and_model_index_holds_this_models_scores(run_dir,
     assert meta["language"]
 
     (entry,) = meta["model-index"]
-    assert entry["name"] == "final"
+    assert entry["name"] == "Qwen3-Embedding-0.6B-v0-20261129-091500"  # base + run, not the folder name "final"
     found = {}
     for result in entry["results"]:
         assert result["task"]["type"] and result["task"]["name"]
@@ -219,6 +225,7 @@ def test_training_section_and_curves_picture(run_dir):
 def test_rebuilt_commands_reproduce_args_json():
     st_cmd = build_command(ARGS, "st-qwen3emb sft")
     swift_cmd = build_command(ARGS, "swift sft")
+    commands = {}
     for command, program in ((st_cmd, ["st-qwen3emb", "sft"]), (swift_cmd, ["swift", "sft"])):
         words = shlex.split(command.replace("\\\n", " "))
         assert words[:2] == ["INFONCE_TEMPERATURE=0.02", "INFONCE_USE_BATCH=true"]
@@ -229,12 +236,24 @@ def test_rebuilt_commands_reproduce_args_json():
                 current = flags.setdefault(word[2:], [])
             else:
                 current.append(word)
+        commands[program[0]] = flags
         assert flags["dataset"] == ARGS["dataset"]
         assert float(flags["learning_rate"][0]) == ARGS["learning_rate"]
-        assert flags["loss_type"] == ["infonce"]
-        assert "train_rows" not in flags and "mrl_dims" not in flags and "infonce_temperature" not in flags
-    assert "--query_instruction 'Retrieve semantically similar text'" in st_cmd
-    assert "query_instruction" not in swift_cmd
+        assert flags["loss_type"] == ["infonce"] and flags["lr_scheduler_type"] == ["cosine"]
+        for record in ("train_rows", "mrl_dims", "infonce_temperature", "prompts", "run_dir", "resume_from_checkpoint"):
+            assert record not in flags
+    st, swift = commands["st-qwen3emb"], commands["swift"]
+    assert st["query_instruction"] == ["Retrieve semantically similar text"] and "query_instruction" not in swift
+    assert st["train_type"] == ["lora"] and swift["tuner_type"] == ["lora"]  # ms-swift 4 spelling
+    # st-qwen3emb omits its own defaults (seed 42, lora_rank 16); swift gets every value, its defaults differ
+    assert "seed" not in st and "lora_rank" not in st
+    assert swift["seed"] == ["42"] and swift["lora_rank"] == ["16"]
+    from st_qwen3emb.config import parse_args
+
+    rebuilt = parse_args([w for w in shlex.split(st_cmd.replace("\\\n", " "))[4:]])
+    for key in ("model", "train_type", "loss_type", "learning_rate", "max_length", "lora_dropout", "query_instruction"):
+        assert getattr(rebuilt, key) == ARGS[key]
+    assert list(rebuilt.dataset) == ARGS["dataset"]
 
 
 def test_run_found_from_a_checkpoint_folder(run_dir, tiny_qwen_st):
@@ -249,8 +268,11 @@ def test_folder_outside_a_run_gets_no_training_section(tmp_path, tiny_qwen_st):
     assert "## Training" not in meta_text
     assert "Not evaluated" in meta_text
     meta = _card(model / "README.md").data.to_dict()
-    assert meta["base_model"] == BASE and "model-index" not in meta
+    assert meta["base_model"] == BASE and "model-index" not in meta and "model_name" not in meta
     assert not (model / "training_curves.png").exists()
+    # an export writing into a temporary folder names the card after the final folder
+    text = write_model_card(model, base_model=BASE, model_name="qwen3-emb-stsb").read_text()
+    assert "\n# qwen3-emb-stsb\n" in text and "SentenceTransformer('qwen3-emb-stsb')" in text
 
 
 def test_local_base_model_is_not_published_as_base_model(tmp_path, tiny_qwen_st, tiny_qwen_causal):
@@ -304,8 +326,9 @@ def test_usage_snippets_run_and_agree(tmp_path, tiny_qwen_st):
     ("mutate", "message"),
     [
         (lambda s: s.update(format="other/1"), "field 'format'"),
-        (lambda s: s["results"][0].pop("main_score"), "results[1]: field 'main_score'"),
-        (lambda s: s["results"][0]["metrics"].update(cosine_pearson="high"), "results[1]: a metric value"),
+        (lambda s: s["results"][0].pop("main_score"), "result 1 lacks field(s) main_score"),
+        (lambda s: s["results"][0]["dataset"].pop("type"), "result 1: field 'dataset'"),
+        (lambda s: s["results"][0]["metrics"].update(cosine_pearson="high"), "result 1: field 'metrics'"),
     ],
 )
 def test_bad_evaluation_summary_names_file_and_field(tmp_path, run_dir, eval_file, mutate, message):

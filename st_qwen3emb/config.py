@@ -12,6 +12,7 @@ Parsing is pure Python (no torch); transformers is imported only when a pass-thr
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import difflib
 import json
@@ -200,7 +201,7 @@ def _convert_training_arg(name: str, values: list[str], action: Any) -> Any:
     for text in items:
         try:
             value = action.type(text) if action.type is not None else text
-        except (ValueError, TypeError, KeyError) as err:
+        except (ValueError, TypeError, KeyError, argparse.ArgumentTypeError) as err:
             raise ConfigError(f"--{name}: invalid value {text!r} ({err})") from None
         if action.choices is not None and value not in action.choices:
             raise ConfigError(f"--{name} must be one of {', '.join(map(str, action.choices))}; got {text!r}")

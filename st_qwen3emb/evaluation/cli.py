@@ -1,0 +1,169 @@
+"""``st-qwen3emb eval sts|mteb`` and the ``evaluation/eval_sts.py`` / ``evaluation/run_mteb.py`` scripts.
+
+Both entry points share the parsers here; the work is done in ``sts.py`` and ``mteb_runner.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+USAGE = """usage: st-qwen3emb eval {sts,mteb} [FLAGS]
+
+  sts    Pearson/Spearman on STS data for one or more models (table, JSON, bar chart)
+  mteb   mteb tasks or benchmarks, or local STS/retrieval/reranking files, with the Qwen3 protocol
+
+Run 'st-qwen3emb eval sts --help' or 'st-qwen3emb eval mteb --help' for the flags."""
+
+
+def _add_instruction_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--instruction",
+        help="instruction to use instead of the default (Qwen3: wrapped as 'Instruct: TEXT\\nQuery:'; "
+        "other models: used as a plain prefix)",
+    )
+    group.add_argument("--no-instruction", action="store_true", help="encode with no instruction at all")
+
+
+def build_sts_parser(prog: str = "eval_sts.py") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="STS evaluation: Pearson and Spearman for cosine, Euclidean, Manhattan and dot similarity. "
+        "Qwen3 models get the official STS instruction on both sides unless told otherwise; other models none.",
+    )
+    parser.add_argument("--model", nargs="+", required=True, help="model folder(s) or Hub id(s), side by side")
+    parser.add_argument(
+        "--dataset",
+        nargs="+",
+        default=["stsb"],
+        help="'stsb' (Hub sentence-transformers/stsb), a Hub id, or a local TSV/CSV/JSONL file or folder "
+        "with sentence1, sentence2, score (0-5 or 0-1)",
+    )
+    parser.add_argument("--split", default="test", help="split of a Hub dataset or file name in a folder")
+    _add_instruction_flags(parser)
+    parser.add_argument("--output", default="sts_results.json", help="summary JSON; the bar chart goes next to it")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    return parser
+
+
+def build_mteb_parser(prog: str = "run_mteb.py") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Run mteb with the official Qwen3 instruction protocol, under the model's own name and revision.",
+    )
+    parser.add_argument("--model", required=True, help="model folder or Hub id")
+    parser.add_argument("--revision", default=None, help="Hub revision (also the revision results are filed under)")
+    parser.add_argument("--tasks", nargs="+", default=None, help="mteb task names, e.g. STSBenchmark SICK-R")
+    parser.add_argument("--benchmark", default=None, help="an mteb benchmark name, e.g. 'MTEB(eng, v2)'")
+    parser.add_argument("--local-sts", nargs="+", default=None, metavar="PATH", help="STS-B-layout file or folder")
+    parser.add_argument("--local-retrieval", nargs="+", default=None, metavar="DIR", help="BEIR folder")
+    parser.add_argument(
+        "--local-reranking", nargs="+", default=None, metavar="DIR", help="BEIR folder with candidates.jsonl"
+    )
+    parser.add_argument("--split", default="test", help="split of the local tasks")
+    parser.add_argument("--output_folder", "--output-folder", default="mteb_results", help="mteb results folder")
+    parser.add_argument("--summary", default=None, help="summary JSON (default: OUTPUT_FOLDER/summary.json)")
+    _add_instruction_flags(parser)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--device", default=None)
+    parser.add_argument(
+        "--reuse-results",
+        action="store_true",
+        help="keep results already in OUTPUT_FOLDER for this model name and revision instead of recomputing",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    return parser
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    from st_qwen3emb.evaluation.local_tasks import LocalTaskError
+    from st_qwen3emb.evaluation.mteb_runner import TaskDataUnavailableError, UnknownTaskError
+    from st_qwen3emb.evaluation.sts import STSDataError
+    from st_qwen3emb.model import ModelLoadError
+
+    return (STSDataError, LocalTaskError, UnknownTaskError, TaskDataUnavailableError, ModelLoadError)
+
+
+def sts_main(argv: list[str] | None = None, prog: str = "eval_sts.py") -> int:
+    args = build_sts_parser(prog).parse_args(argv)
+    from st_qwen3emb.evaluation.sts import format_table, plot_results, run_sts
+    from st_qwen3emb.evaluation.summary import write_summary
+
+    try:
+        results = run_sts(
+            args.model,
+            args.dataset,
+            split=args.split,
+            instruction=args.instruction,
+            no_instruction=args.no_instruction,
+            batch_size=args.batch_size,
+            device=args.device,
+            show_progress_bar=not args.no_progress,
+        )
+    except _user_errors() as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
+    print(format_table(results))
+    output = write_summary(results, args.output)
+    chart = plot_results(results, Path(output).with_suffix(".png"))
+    print(f"\nwrote {output} and {chart}")
+    return 0
+
+
+def mteb_main(argv: list[str] | None = None, prog: str = "run_mteb.py") -> int:
+    args = build_mteb_parser(prog).parse_args(argv)
+    from st_qwen3emb.evaluation.mteb_runner import SUMMARY_NAME, resolve_tasks, run_mteb
+
+    try:
+        tasks = resolve_tasks(
+            args.tasks,
+            benchmark=args.benchmark,
+            local_sts=args.local_sts,
+            local_retrieval=args.local_retrieval,
+            local_reranking=args.local_reranking,
+            split=args.split,
+        )
+        entries = run_mteb(
+            args.model,
+            tasks,
+            output_folder=args.output_folder,
+            revision=args.revision,
+            instruction=args.instruction,
+            no_instruction=args.no_instruction,
+            batch_size=args.batch_size,
+            device=args.device,
+            reuse_results=args.reuse_results,
+            show_progress_bar=not args.no_progress,
+            summary_path=args.summary,
+        )
+    except (*_user_errors(), ValueError) as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
+    width = max(len(e["task"]) for e in entries)
+    for entry in entries:
+        prompt = repr(entry["prompt"]) if entry.get("prompt") else "none"
+        print(
+            f"{entry['task']:<{width}}  {entry['dataset']['split']:<10} {entry['main_metric']} = "
+            f"{entry['main_score']:.4f}  ({entry['num_texts']} texts, {entry['seconds']:.1f}s, prompt {prompt})"
+        )
+    summary = args.summary or str(Path(args.output_folder) / SUMMARY_NAME)
+    print(f"\nresults in {args.output_folder} (mteb layout); summary in {summary}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0
+    mode, rest = argv[0], argv[1:]
+    if mode == "sts":
+        return sts_main(rest, prog="st-qwen3emb eval sts")
+    if mode == "mteb":
+        return mteb_main(rest, prog="st-qwen3emb eval mteb")
+    print(f"st-qwen3emb eval: unknown mode {mode!r} (expected 'sts' or 'mteb')\n\n{USAGE}", file=sys.stderr)
+    return 2

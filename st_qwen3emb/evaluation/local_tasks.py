@@ -1,0 +1,246 @@
+"""mteb tasks defined from local files, so an evaluation needs no Hub.
+
+- ``local_sts_task(path)``: a file or folder in the STS-B layout (see ``sts.load_sts_data``).
+- ``local_retrieval_task(folder)``: BEIR layout, ``corpus.jsonl`` (``_id``, ``title``, ``text``),
+  ``queries.jsonl`` (``_id``, ``text``), ``qrels/<split>.tsv`` (``query-id``, ``corpus-id``, ``score``).
+  A document is ``title + " " + text`` (just ``text`` when the title is empty), as in BEIR and mteb.
+- ``local_reranking_task(folder)``: the same files plus ``candidates.jsonl`` (``query_id``,
+  ``candidates``: the document ids to rerank), the ``maniscope_*_rerank10`` layout.
+
+mteb registers tasks by class; each call makes a subclass whose ``metadata`` names the files, with a
+content hash as the dataset revision, so results of different data never share a name and revision.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+LOCAL_SUFFIX = "-local"
+DEFAULT_LANG = "eng-Latn"
+
+
+class LocalTaskError(ValueError):
+    """Local task files that cannot be used; the message names the file, the row and the field."""
+
+
+def _content_hash(paths: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        digest.update(path.name.encode())
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def _metadata(name: str, *, path: str, revision: str, task_type: str, main_score: str, split: str, lang: str) -> Any:
+    from mteb.abstasks.task_metadata import TaskMetadata
+
+    return TaskMetadata(
+        name=name,
+        dataset={"path": path, "revision": revision},
+        description=f"Local {task_type} task read from {path}.",
+        type=task_type,
+        category="t2t",
+        modalities=["text"],
+        eval_splits=[split],
+        eval_langs=[lang],
+        main_score=main_score,
+    )
+
+
+def is_local_task(task: Any) -> bool:
+    return bool(getattr(task, "is_local", False))
+
+
+# --- STS ----------------------------------------------------------------------------------------
+def local_sts_task(path: str | Path, *, split: str = "test", lang: str = DEFAULT_LANG, name: str | None = None) -> Any:
+    """An mteb STS task (main score ``cosine_spearman``) over a local STS-B-layout file or folder."""
+    from datasets import Dataset, DatasetDict
+    from mteb.abstasks.sts import AbsTaskSTS
+
+    from st_qwen3emb.evaluation.sts import load_sts_data
+
+    data = load_sts_data(str(path), split)
+    source = Path(data.source)
+    metadata = _metadata(
+        name or data.name,
+        path=data.source,
+        revision=_content_hash([source]),
+        task_type="STS",
+        main_score="cosine_spearman",
+        split=data.split,
+        lang=lang,
+    )
+    rows = {"sentence1": data.sentences1, "sentence2": data.sentences2, "score": data.scores}
+
+    def load_data(self, num_proc: int | None = None, **kwargs: Any) -> None:
+        self.dataset = DatasetDict({data.split: Dataset.from_dict(rows)})
+        self.data_loaded = True
+
+    cls = type(
+        "LocalSTSTask",
+        (AbsTaskSTS,),
+        {"metadata": metadata, "min_score": 0, "max_score": 1, "load_data": load_data, "is_local": True},
+    )
+    return cls()
+
+
+# --- retrieval and reranking --------------------------------------------------------------------
+@dataclass
+class BeirData:
+    corpus: dict[str, str]  # id -> document text (title + " " + text)
+    queries: dict[str, str]
+    qrels: dict[str, dict[str, int]]
+    files: list[Path]
+
+
+def _read_jsonl(path: Path, required: tuple[str, ...]) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise LocalTaskError(f"{path}: file not found")
+    rows = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise LocalTaskError(f"{path}: row {number} is not valid JSON ({err})") from err
+            for field in required:
+                if field not in row or row[field] is None:
+                    raise LocalTaskError(f"{path}: row {number} lacks field {field!r}")
+            rows.append(row)
+    return rows
+
+
+def document_text(title: str | None, text: str) -> str:
+    """BEIR's document text: the title, a space, the body; the body alone when there is no title."""
+    title = (title or "").strip()
+    return f"{title} {text}" if title else text
+
+
+def read_beir(folder: str | Path, split: str = "test") -> BeirData:
+    """Read a BEIR folder; qrels scores are kept as graded integers (<= 0 means not relevant, as in trec_eval)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise LocalTaskError(f"{folder}: not a folder (expected corpus.jsonl, queries.jsonl, qrels/{split}.tsv)")
+    corpus_path, queries_path, qrels_path = (
+        folder / "corpus.jsonl",
+        folder / "queries.jsonl",
+        folder / "qrels" / f"{split}.tsv",
+    )
+    corpus = {
+        str(row["_id"]): document_text(row.get("title"), str(row["text"]))
+        for row in _read_jsonl(corpus_path, ("_id", "text"))
+    }
+    queries = {str(row["_id"]): str(row["text"]) for row in _read_jsonl(queries_path, ("_id", "text"))}
+    if not qrels_path.is_file():
+        raise LocalTaskError(f"{qrels_path}: file not found")
+    qrels: dict[str, dict[str, int]] = {}
+    with qrels_path.open(encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle, delimiter="\t")
+        for number, row in enumerate(reader, start=1):
+            for field in ("query-id", "corpus-id", "score"):
+                if not row.get(field):
+                    raise LocalTaskError(f"{qrels_path}: row {number}, field {field!r} is missing")
+            try:
+                score = int(float(row["score"]))
+            except ValueError as err:
+                raise LocalTaskError(f"{qrels_path}: row {number}, field 'score' is not a number") from err
+            if row["query-id"] not in queries:
+                raise LocalTaskError(
+                    f"{qrels_path}: row {number}, field 'query-id' {row['query-id']!r} is not in {queries_path.name}"
+                )
+            if row["corpus-id"] not in corpus:
+                raise LocalTaskError(
+                    f"{qrels_path}: row {number}, field 'corpus-id' {row['corpus-id']!r} is not in {corpus_path.name}"
+                )
+            qrels.setdefault(row["query-id"], {})[row["corpus-id"]] = score
+    if not qrels:
+        raise LocalTaskError(f"{qrels_path}: no judgements")
+    return BeirData(corpus, queries, qrels, [corpus_path, queries_path, qrels_path])
+
+
+def read_candidates(folder: str | Path, data: BeirData) -> dict[str, list[str]]:
+    """``candidates.jsonl``: for each query, the ids of the documents to rerank (all must be in the corpus)."""
+    path = Path(folder) / "candidates.jsonl"
+    top_ranked: dict[str, list[str]] = {}
+    for number, row in enumerate(_read_jsonl(path, ("query_id", "candidates")), start=1):
+        query_id, candidates = str(row["query_id"]), [str(c) for c in row["candidates"]]
+        if query_id not in data.queries:
+            raise LocalTaskError(f"{path}: row {number}, field 'query_id' {query_id!r} is not in queries.jsonl")
+        unknown = [c for c in candidates if c not in data.corpus]
+        if unknown:
+            raise LocalTaskError(f"{path}: row {number}, field 'candidates' has ids not in corpus.jsonl: {unknown[:5]}")
+        top_ranked[query_id] = candidates
+    data.files.append(path)
+    return top_ranked
+
+
+def _retrieval_class(base: type, name: str, metadata: Any, data: BeirData, top_ranked: dict[str, list[str]] | None):
+    from datasets import Dataset
+
+    split = metadata.eval_splits[0]
+
+    def load_data(self, num_proc: int | None = None, **kwargs: Any) -> None:
+        query_ids = [qid for qid in data.queries if top_ranked is None or qid in top_ranked]
+        self.dataset = {
+            "default": {
+                split: {
+                    "corpus": Dataset.from_dict({"id": list(data.corpus), "text": list(data.corpus.values())}),
+                    "queries": Dataset.from_dict({"id": query_ids, "text": [data.queries[q] for q in query_ids]}),
+                    "relevant_docs": {q: dict(d) for q, d in data.qrels.items() if q in set(query_ids)},
+                    "top_ranked": None if top_ranked is None else {q: list(c) for q, c in top_ranked.items()},
+                }
+            }
+        }
+        self.data_loaded = True
+
+    return type(name, (base,), {"metadata": metadata, "load_data": load_data, "is_local": True})
+
+
+def local_retrieval_task(
+    folder: str | Path, *, split: str = "test", lang: str = DEFAULT_LANG, name: str | None = None
+) -> Any:
+    """An mteb retrieval task (main score ``ndcg_at_10``, graded qrels) over a local BEIR folder."""
+    from mteb.abstasks.retrieval import AbsTaskRetrieval
+
+    folder = Path(folder).resolve()
+    data = read_beir(folder, split)
+    metadata = _metadata(
+        name or f"{folder.name}{LOCAL_SUFFIX}",
+        path=str(folder),
+        revision=_content_hash(data.files),
+        task_type="Retrieval",
+        main_score="ndcg_at_10",
+        split=split,
+        lang=lang,
+    )
+    return _retrieval_class(AbsTaskRetrieval, "LocalRetrievalTask", metadata, data, None)()
+
+
+def local_reranking_task(
+    folder: str | Path, *, split: str = "test", lang: str = DEFAULT_LANG, name: str | None = None
+) -> Any:
+    """An mteb reranking task (main score ``ndcg_at_10``) over a local folder with ``candidates.jsonl``."""
+    from mteb.abstasks.retrieval import AbsTaskRetrieval
+
+    folder = Path(folder).resolve()
+    data = read_beir(folder, split)
+    top_ranked = read_candidates(folder, data)
+    metadata = _metadata(
+        name or f"{folder.name}{LOCAL_SUFFIX}",
+        path=str(folder),
+        revision=_content_hash(data.files),
+        task_type="Reranking",
+        main_score="ndcg_at_10",
+        split=split,
+        lang=lang,
+    )
+    return _retrieval_class(AbsTaskRetrieval, "LocalRerankingTask", metadata, data, top_ranked)()

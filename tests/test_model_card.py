@@ -348,3 +348,16 @@ def test_cli_writes_the_card(run_dir, eval_file, capsys):
     assert "wrote" in capsys.readouterr().out
     assert _card(run_dir / "final" / "README.md").data.to_dict()["model-index"]
     assert main(["--model_dir", str(run_dir / "missing")]) == 2
+
+
+def test_lora_adapter_folder_gets_a_card_and_passes_the_push_check(tmp_path, tiny_qwen_st):
+    lora = pytest.importorskip("st_qwen3emb.lora", reason="needs the LoRA module (issue 5)")
+    from st_qwen3emb import load_model
+    from st_qwen3emb.hub import check_model_folder
+
+    folder = tmp_path / "adapter"
+    lora.add_lora(load_model(str(tiny_qwen_st)), rank=4, alpha=8).save(str(folder))
+    text = write_model_card(folder).read_text()
+    assert "LoRA adapter" in text and "AutoModel" not in text  # no transformers snippet for an unmerged adapter
+    assert "encode_query" in text
+    check_model_folder(folder)

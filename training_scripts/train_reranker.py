@@ -34,17 +34,19 @@ RECIPE = [
 ]
 
 
+LORA_FLAGS = ("--lora_rank", "--lora_alpha", "--lora_dropout")
+
+
 def main(argv: list[str] | None = None) -> int:
-    from st_qwen3emb.config import ConfigError, help_text, override_flags, parse_args
-    from st_qwen3emb.training.cli import run
+    from st_qwen3emb.config import help_text, override_flags
+    from st_qwen3emb.training.cli import main as sft_main
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if any(a in ("-h", "--help") for a in argv):
         print(f"{__doc__}\nRecipe: {' '.join(RECIPE)}\n")
         print(help_text())
         return 0
-    user_model = "--model" in argv
-    if not user_model and not hub_reachable():
+    if "--model" not in argv and not hub_reachable():
         print(
             f"The Hugging Face Hub is not reachable, so {MODEL} cannot be downloaded, and there is no packaged "
             "reranker to fall back on. Pass a local Qwen3 reranker with --model PATH (a Qwen3ForCausalLM folder; for a "
@@ -52,14 +54,13 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    flags = override_flags(RECIPE, argv)
+    recipe = list(RECIPE)
+    if any(argv[i] in ("--train_type", "--tuner_type") and argv[i + 1:i + 2] == ["full"] for i in range(len(argv))):
+        # full fine-tuning: the recipe's LoRA shape would be rejected as meaningless
+        recipe = [x for i, x in enumerate(recipe) if x not in LORA_FLAGS and recipe[i - 1] not in LORA_FLAGS]
+    flags = override_flags(recipe, argv)
     print("st-qwen3emb sft " + " ".join(flags), flush=True)
-    try:
-        config = parse_args(flags)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return run(config)
+    return sft_main(flags)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 MAX_TRIES = 5
 BASE_DELAY_S = 1.0  # waits 1, 2, 4, 8 s between the tries
 MAX_DELAY_S = 30.0
-RETRY_STATUS_CODES = (408, 429, 500, 502, 503, 504)
+RETRY_STATUS_CODES = (408, 429)  # plus every 5xx
 _WEIGHT_PATTERNS = ("model*.safetensors", "adapter_model.safetensors", "pytorch_model*.bin", "adapter_model.bin")
 
 T = TypeVar("T")
@@ -131,8 +131,8 @@ def is_transient(err: BaseException) -> bool:
     from huggingface_hub.errors import HfHubHTTPError
 
     if isinstance(err, HfHubHTTPError):
-        response = getattr(err, "response", None)
-        return getattr(response, "status_code", None) in RETRY_STATUS_CODES
+        status = getattr(getattr(err, "response", None), "status_code", None)
+        return isinstance(status, int) and (status in RETRY_STATUS_CODES or 500 <= status < 600)
     return isinstance(err, (httpx2.TransportError, ConnectionError, TimeoutError))
 
 

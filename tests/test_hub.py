@@ -173,6 +173,18 @@ def test_failure_reports_what_was_and_was_not_uploaded(carded_model, fake_hub):
     assert _snapshot(carded_model) == before
 
 
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        (_http_error(500), True), (_http_error(502), True), (_http_error(504), True), (_http_error(429), True),
+        (_http_error(408), True), (httpx2.ReadTimeout("slow"), True), (ConnectionResetError(), True),
+        (_http_error(400), False), (_http_error(401), False), (_http_error(404), False), (ValueError("bad"), False),
+    ],
+)
+def test_which_errors_are_transient(error, transient):
+    assert hub.is_transient(error) is transient
+
+
 def test_permanent_errors_are_not_retried(carded_model, fake_hub, capsys):
     fake = fake_hub({"create_repo": [_http_error(401)]})
     assert hub.main(["--model_dir", str(carded_model), "--repo_id", "me/model"]) == 1

@@ -719,13 +719,18 @@ def build_card(
     return ModelCard.from_template(data, template_str="---\n{{ card_data }}\n---\n\n{{ body }}", body="\n".join(body))
 
 
+def _folder_task_type(model_dir: Path) -> str:
+    st_config = read_json(model_dir / "config_sentence_transformers.json") or {}
+    return "reranker" if st_config.get("model_type") == "CrossEncoder" else "embedding"
+
+
 def write_model_card(
     model_dir: str | Path,
     *,
     run_dir: str | Path | None = None,
     eval_files: Sequence[str | Path] = (),
     base_model: str | None = None,
-    task_type: str = "embedding",
+    task_type: str | None = None,
     model_name: str | None = None,
 ) -> Path:
     """Write ``model_dir/README.md`` (and copy the run's ``training_curves.png`` beside it); return the card's path.
@@ -737,7 +742,8 @@ def write_model_card(
         eval_files: evaluation summaries (``st-qwen3emb-eval/1``); all their models become columns of the table,
             and the results of this model go into the Hub ``model-index``.
         base_model: the base model's Hub id or path (default: ``model`` in args.json, or the adapter's base).
-        task_type: ``embedding``, or ``reranker`` / ``generative_reranker``.
+        task_type: ``embedding``, or ``reranker`` / ``generative_reranker``; default: the run's ``task_type``, else
+            ``reranker`` for a CrossEncoder folder, else ``embedding``.
         model_name: the card's title and model-index name; default: the folder's name (for ``<run>/final``: base
             model and run). An export that writes into a temporary folder passes the final folder's name.
     """
@@ -747,6 +753,8 @@ def write_model_card(
     run_path = Path(run_dir) if run_dir is not None else find_run_dir(model_dir)
     run = read_run(run_path) if run_path is not None else None
     entries = [entry for path in eval_files for entry in read_eval_summary(Path(path))]
+    if task_type is None:
+        task_type = str((run.args.get("task_type") if run else None) or _folder_task_type(model_dir))
     card = build_card(
         model_dir, run=run, entries=entries, base_model=base_model, task_type=task_type, model_name=model_name
     )
@@ -767,7 +775,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval", dest="eval_files", nargs="+", action="extend", default=[], metavar="RESULTS_JSON",
                         help="evaluation summaries written by st-qwen3emb eval")
     parser.add_argument("--base_model", help="the base model's Hub id (default: from args.json)")
-    parser.add_argument("--task_type", default="embedding", choices=("embedding", *RERANKER_TASK_TYPES))
+    parser.add_argument("--task_type", choices=("embedding", *RERANKER_TASK_TYPES),
+                        help="default: the run's task_type, or reranker for a CrossEncoder folder, else embedding")
     options = parser.parse_args(argv)
     try:
         path = write_model_card(

@@ -291,6 +291,14 @@ def test_reranker_card_uses_text_ranking(tmp_path, tiny_qwen_st):
     assert "CrossEncoder" in text and "encode_query" not in text
 
 
+def test_task_type_comes_from_the_run_when_not_given(run_dir):
+    args = {**ARGS, "task_type": "generative_reranker", "loss_type": "listwise_reranker", "model_type": "qwen3_reranker"}
+    (run_dir / "args.json").write_text(json.dumps(args))
+    write_model_card(run_dir / "final")
+    meta = _card(run_dir / "final" / "README.md").data.to_dict()
+    assert meta["pipeline_tag"] == "text-ranking" and "loss:listwise_reranker" in meta["tags"]
+
+
 def _python_blocks(text: str) -> list[str]:
     return re.findall(r"```python\n(.*?)```", text, flags=re.S)
 

@@ -6,22 +6,19 @@ import math
 
 import pytest
 import torch
+from _loss_helpers import DIM, EmbeddingTable, clear_infonce_env
 from torch import nn
 
 from st_qwen3emb.losses import EMBEDDING_LOSS_TYPES, LOSS_SPECS, LOSS_TYPES, build_loss, loss_class, loss_spec
 from st_qwen3emb.losses.contrastive import contrastive_loss
 from st_qwen3emb.losses.cosine_similarity import cosine_similarity_loss
-from st_qwen3emb.losses.env import ENV_VARIABLES
 from st_qwen3emb.losses.matryoshka import parse_mrl_dims
 from st_qwen3emb.losses.online_contrastive import online_contrastive_loss
-
-DIM = 8
 
 
 @pytest.fixture(autouse=True)
 def _clean_infonce_env(monkeypatch):
-    for name in ENV_VARIABLES.values():
-        monkeypatch.delenv(name, raising=False)
+    clear_infonce_env(monkeypatch)
 
 
 def cos(x, y):
@@ -95,20 +92,6 @@ def test_online_contrastive_is_a_sum_and_selects_hard_pairs_only():
     assert got.item() == pytest.approx(0.3**2 + (0.5 - 0.2) ** 2, abs=1e-9)
     with pytest.raises(ValueError, match="must be 0 or 1"):
         online_contrastive_loss(u, v, torch.tensor([1.0, 0.5, 0.0, 0.0], dtype=torch.float64))
-
-
-class EmbeddingTable(nn.Module):
-    """A stand-in SentenceTransformer: feature dict {"emb": rows} -> those rows times a learnable scale vector."""
-
-    def __init__(self, dim=DIM):
-        super().__init__()
-        self.scale = nn.Parameter(torch.linspace(0.5, 1.5, dim, dtype=torch.float64))
-
-    def forward(self, features):
-        return {"sentence_embedding": features["emb"] * self.scale}
-
-    def get_embedding_dimension(self):
-        return self.scale.numel()
 
 
 @pytest.mark.parametrize(

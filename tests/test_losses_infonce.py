@@ -8,19 +8,16 @@ import math
 
 import pytest
 import torch
-from torch import nn
+from _loss_helpers import DIM, EmbeddingTable, clear_infonce_env
 
 from st_qwen3emb.losses import build_loss
-from st_qwen3emb.losses.env import ENV_VARIABLES, InfoNCEOptions, resolve_infonce_options
+from st_qwen3emb.losses.env import InfoNCEOptions, resolve_infonce_options
 from st_qwen3emb.losses.infonce import infonce_loss
-
-DIM = 8
 
 
 @pytest.fixture(autouse=True)
 def _clean_infonce_env(monkeypatch):
-    for name in ENV_VARIABLES.values():
-        monkeypatch.delenv(name, raising=False)
+    clear_infonce_env(monkeypatch)
 
 
 def reference_infonce(anchors, docs, temperature, use_batch, mask, margin, qq, dd):
@@ -121,20 +118,6 @@ def test_default_temperature_is_swift4_and_seed_value_is_documented():
 
     assert InfoNCEOptions().temperature == 0.1
     assert env.SEED_TEMPERATURE == 0.01
-
-
-class EmbeddingTable(nn.Module):
-    """A stand-in SentenceTransformer: feature dict {"emb": rows} -> those rows times a learnable scale vector."""
-
-    def __init__(self, dim=DIM):
-        super().__init__()
-        self.scale = nn.Parameter(torch.linspace(0.5, 1.5, dim, dtype=torch.float64))
-
-    def forward(self, features):
-        return {"sentence_embedding": features["emb"] * self.scale}
-
-    def get_embedding_dimension(self):
-        return self.scale.numel()
 
 
 def columns_of(anchors, docs):
@@ -290,11 +273,11 @@ def _distributed_worker(rank, world_size, init_file, anchors, docs, out_dir):
         dist.destroy_process_group()
 
 
+@pytest.mark.slow  # two fresh processes each import torch and sentence-transformers (fork would deadlock torch)
 def test_gather_across_processes_keeps_the_gradient(tmp_path):
     """Two gloo processes: each rank's loss averages to the full-batch loss and, after the all_gather backward, each
     rank's embeddings get world_size x the full-batch gradient (DDP then divides by world_size) — nonzero
     contributions from the other rank's anchors, which swift detaches."""
-    import sentence_transformers.util  # noqa: F401 - imported once here, not in each forked child
     import torch.multiprocessing as mp
 
     anchors, docs = make_batch(batch=4, k=1)
@@ -303,7 +286,7 @@ def test_gather_across_processes_keeps_the_gradient(tmp_path):
         args=(2, str(tmp_path / "init"), anchors, docs, str(tmp_path)),
         nprocs=2,
         join=True,
-        start_method="fork",  # the children reuse the imported modules: seconds instead of a minute
+        start_method="spawn",
     )
     results = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
 

@@ -368,3 +368,18 @@ def help_text() -> str:
         lines.append(f"  {spellings}{extra}")
         lines.append(f"      {f.metadata['help']}{shown}")
     return "\n".join(lines)
+
+
+def override_flags(defaults: list[str], overrides: list[str]) -> list[str]:
+    """``defaults`` with every flag the user gave in ``overrides`` replaced (aliases count as the same flag).
+
+    The training scripts use it: their recipe is a list of swift flags, and any flag on their command line wins.
+    """
+    names = _flag_names()
+
+    def canonical(name: str) -> str:
+        return names.get(name, name)
+
+    given = {canonical(name) for name, _ in _split_flags(overrides)}
+    kept = [(name, values) for name, values in _split_flags(defaults) if canonical(name) not in given]
+    return [token for name, values in kept for token in (f"--{name}", *values)] + list(overrides)

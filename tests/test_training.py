@@ -203,7 +203,7 @@ def test_nan_loss_stops_naming_the_step(tiny_qwen_causal, sts_file, tmp_path, mo
         (["--resume_from_checkpoint", "/nonexistent/checkpoint-3"], "no such folder"),
         (["--resume_from_checkpoint", "last"], "no checkpoint-* folder"),
         (["--model_type", "qwen3_reranker"], "does not fit"),
-        (["--eval_retrieval", "/nonexistent/beir"], "corpus.jsonl"),
+        (["--eval_retrieval", "/nonexistent/beir"], "no such file"),
     ],
 )
 def test_bad_input_fails_before_training(tiny_qwen_causal, sts_file, tmp_path, capsys, extra, message):

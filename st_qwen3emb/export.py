@@ -59,13 +59,9 @@ def _bool_flag(value: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
 
 
-def find_run_dir(checkpoint: Path) -> Path | None:
-    """The training run folder (it holds args.json) that a checkpoint belongs to."""
-    parent = checkpoint.resolve().parent
-    return parent if (parent / "args.json").is_file() else None
-
-
 def _read_args(checkpoint: Path) -> dict[str, Any]:
+    from st_qwen3emb.model_card import find_run_dir
+
     for folder in (checkpoint, find_run_dir(checkpoint)):
         if folder is not None and (folder / "args.json").is_file():
             try:
@@ -267,15 +263,10 @@ def _legacy_transformers_config(path: Path) -> None:
 
 
 # --- the export -----------------------------------------------------------------------------------
-def _write_card(folder: Path, checkpoint: Path, base_model: str | None) -> None:
-    try:
-        from st_qwen3emb.model_card import write_model_card
-    except ModuleNotFoundError as err:
-        if err.name != "st_qwen3emb.model_card":
-            raise
-        logger.warning("st_qwen3emb.model_card is not available; the export keeps sentence-transformers' card")
-        return
-    write_model_card(folder, run_dir=find_run_dir(checkpoint), base_model=base_model)
+def _write_card(folder: Path, checkpoint: Path, base_model: str | None, name: str) -> None:
+    from st_qwen3emb.model_card import find_run_dir, write_model_card
+
+    write_model_card(folder, run_dir=find_run_dir(checkpoint.resolve()), base_model=base_model, model_name=name)
 
 
 def _move_into_place(built: Path, output: Path, scratch: Path) -> None:
@@ -351,7 +342,7 @@ def export(
     scratch = Path(tempfile.mkdtemp(prefix=f".{output.name}.tmp-", dir=output.parent))
     try:
         built = scratch / "model"
-        _build(checkpoint, built, scratch, base=base, merge=merge, format=format,
+        _build(checkpoint, built, scratch, name=output.name, base=base, merge=merge, format=format,
                safe_serialization=safe_serialization, trust_remote_code=trust_remote_code)
         _move_into_place(built, output, scratch)
     finally:
@@ -361,7 +352,7 @@ def export(
 
 
 def _build(
-    checkpoint: Path, built: Path, scratch: Path, *, base: str | None, merge: bool, format: str,
+    checkpoint: Path, built: Path, scratch: Path, *, name: str, base: str | None, merge: bool, format: str,
     safe_serialization: bool, trust_remote_code: bool,
 ) -> None:
     """Load, merge, save and verify into ``built`` (inside the scratch folder)."""
@@ -390,7 +381,7 @@ def _build(
         raise ExportError(f"the export still holds adapter files {leftovers}")
     if format == "legacy":
         write_legacy_layout(built, model)
-    _write_card(built, checkpoint, base)
+    _write_card(built, checkpoint, base, name)
     reloaded = SentenceTransformer(str(built), device="cpu", trust_remote_code=trust_remote_code)
     _assert_same(reference, probe_embeddings(reloaded), tol, "saving and reloading the export")
 

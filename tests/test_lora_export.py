@@ -11,11 +11,11 @@ import sys
 import numpy as np
 import pytest
 import torch
+from test_model import DOCUMENTS, QUERIES, encode_in_plain_process
 
 from st_qwen3emb import export as export_mod
 from st_qwen3emb import load_model, lora, protocol
 from st_qwen3emb.export import ExportError, export, main, probe_embeddings
-from test_model import DOCUMENTS, QUERIES, encode_in_plain_process
 
 TEXTS = QUERIES + DOCUMENTS
 PAIRS = (

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from st_qwen3emb import lora
+from st_qwen3emb.model_card import find_run_dir  # the run-layout rule lives with the card; reranker_export uses it
 
 if TYPE_CHECKING:
     import numpy as np
@@ -60,8 +61,6 @@ def _bool_flag(value: str) -> bool:
 
 
 def _read_args(checkpoint: Path) -> dict[str, Any]:
-    from st_qwen3emb.model_card import find_run_dir
-
     for folder in (checkpoint, find_run_dir(checkpoint)):
         if folder is not None and (folder / "args.json").is_file():
             try:
@@ -264,7 +263,7 @@ def _legacy_transformers_config(path: Path) -> None:
 
 # --- the export -----------------------------------------------------------------------------------
 def _write_card(folder: Path, checkpoint: Path, base_model: str | None, name: str) -> None:
-    from st_qwen3emb.model_card import find_run_dir, write_model_card
+    from st_qwen3emb.model_card import write_model_card
 
     write_model_card(folder, run_dir=find_run_dir(checkpoint.resolve()), base_model=base_model, model_name=name)
 

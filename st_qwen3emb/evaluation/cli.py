@@ -88,6 +88,17 @@ def _user_errors() -> tuple[type[Exception], ...]:
     return (STSDataError, LocalTaskError, UnknownTaskError, TaskDataUnavailableError, ModelLoadError)
 
 
+def _encoding_options(args: argparse.Namespace) -> dict:
+    """The flags both modes pass on unchanged: instruction choice, batch size, device, progress bars."""
+    return {
+        "instruction": args.instruction,
+        "no_instruction": args.no_instruction,
+        "batch_size": args.batch_size,
+        "device": args.device,
+        "show_progress_bar": not args.no_progress,
+    }
+
+
 def sts_main(argv: list[str] | None = None, prog: str = "eval_sts.py") -> int:
     args = build_sts_parser(prog).parse_args(argv)
     from st_qwen3emb.evaluation.sts import format_table, plot_results, run_sts
@@ -98,11 +109,7 @@ def sts_main(argv: list[str] | None = None, prog: str = "eval_sts.py") -> int:
             args.model,
             args.dataset,
             split=args.split,
-            instruction=args.instruction,
-            no_instruction=args.no_instruction,
-            batch_size=args.batch_size,
-            device=args.device,
-            show_progress_bar=not args.no_progress,
+            **_encoding_options(args),
         )
     except _user_errors() as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
@@ -132,12 +139,8 @@ def mteb_main(argv: list[str] | None = None, prog: str = "run_mteb.py") -> int:
             tasks,
             output_folder=args.output_folder,
             revision=args.revision,
-            instruction=args.instruction,
-            no_instruction=args.no_instruction,
-            batch_size=args.batch_size,
-            device=args.device,
             reuse_results=args.reuse_results,
-            show_progress_bar=not args.no_progress,
+            **_encoding_options(args),
             summary_path=args.summary,
         )
     except (*_user_errors(), ValueError) as err:

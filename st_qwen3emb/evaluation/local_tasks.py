@@ -183,64 +183,52 @@ def read_candidates(folder: str | Path, data: BeirData) -> dict[str, list[str]]:
     return top_ranked
 
 
-def _retrieval_class(base: type, name: str, metadata: Any, data: BeirData, top_ranked: dict[str, list[str]] | None):
+def _beir_task(folder: str | Path, *, reranking: bool, split: str, lang: str, name: str | None) -> Any:
+    """A retrieval task over a BEIR folder; with ``reranking``, over each query's ``candidates.jsonl`` only."""
     from datasets import Dataset
+    from mteb.abstasks.retrieval import AbsTaskRetrieval
 
-    split = metadata.eval_splits[0]
+    folder = Path(folder).resolve()
+    data = read_beir(folder, split)
+    top_ranked = read_candidates(folder, data) if reranking else None
+    metadata = _metadata(
+        name or f"{folder.name}{LOCAL_SUFFIX}",
+        path=str(folder),
+        revision=_content_hash(data.files),
+        task_type="Reranking" if reranking else "Retrieval",
+        main_score="ndcg_at_10",
+        split=split,
+        lang=lang,
+    )
 
     def load_data(self, num_proc: int | None = None, **kwargs: Any) -> None:
         query_ids = [qid for qid in data.queries if top_ranked is None or qid in top_ranked]
+        kept = set(query_ids)
         self.dataset = {
             "default": {
                 split: {
                     "corpus": Dataset.from_dict({"id": list(data.corpus), "text": list(data.corpus.values())}),
                     "queries": Dataset.from_dict({"id": query_ids, "text": [data.queries[q] for q in query_ids]}),
-                    "relevant_docs": {q: dict(d) for q, d in data.qrels.items() if q in set(query_ids)},
+                    "relevant_docs": {q: dict(d) for q, d in data.qrels.items() if q in kept},
                     "top_ranked": None if top_ranked is None else {q: list(c) for q, c in top_ranked.items()},
                 }
             }
         }
         self.data_loaded = True
 
-    return type(name, (base,), {"metadata": metadata, "load_data": load_data, "is_local": True})
+    class_name = "LocalRerankingTask" if reranking else "LocalRetrievalTask"
+    return type(class_name, (AbsTaskRetrieval,), {"metadata": metadata, "load_data": load_data, "is_local": True})()
 
 
 def local_retrieval_task(
     folder: str | Path, *, split: str = "test", lang: str = DEFAULT_LANG, name: str | None = None
 ) -> Any:
     """An mteb retrieval task (main score ``ndcg_at_10``, graded qrels) over a local BEIR folder."""
-    from mteb.abstasks.retrieval import AbsTaskRetrieval
-
-    folder = Path(folder).resolve()
-    data = read_beir(folder, split)
-    metadata = _metadata(
-        name or f"{folder.name}{LOCAL_SUFFIX}",
-        path=str(folder),
-        revision=_content_hash(data.files),
-        task_type="Retrieval",
-        main_score="ndcg_at_10",
-        split=split,
-        lang=lang,
-    )
-    return _retrieval_class(AbsTaskRetrieval, "LocalRetrievalTask", metadata, data, None)()
+    return _beir_task(folder, reranking=False, split=split, lang=lang, name=name)
 
 
 def local_reranking_task(
     folder: str | Path, *, split: str = "test", lang: str = DEFAULT_LANG, name: str | None = None
 ) -> Any:
     """An mteb reranking task (main score ``ndcg_at_10``) over a local folder with ``candidates.jsonl``."""
-    from mteb.abstasks.retrieval import AbsTaskRetrieval
-
-    folder = Path(folder).resolve()
-    data = read_beir(folder, split)
-    top_ranked = read_candidates(folder, data)
-    metadata = _metadata(
-        name or f"{folder.name}{LOCAL_SUFFIX}",
-        path=str(folder),
-        revision=_content_hash(data.files),
-        task_type="Reranking",
-        main_score="ndcg_at_10",
-        split=split,
-        lang=lang,
-    )
-    return _retrieval_class(AbsTaskRetrieval, "LocalRerankingTask", metadata, data, top_ranked)()
+    return _beir_task(folder, reranking=True, split=split, lang=lang, name=name)

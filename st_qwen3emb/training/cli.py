@@ -17,7 +17,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"st-qwen3emb sft: error: {err}", file=sys.stderr)
         return 2
-    return run(config)
+    from st_qwen3emb.distributed import maybe_relaunch  # NPROC_PER_NODE=N: the same command under torchrun
+
+    relaunched = maybe_relaunch(argv)  # flags are checked once above, before any worker starts
+    return run(config) if relaunched is None else relaunched
 
 
 def run(config) -> int:

@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from st_qwen3emb import __version__, protocol
+from st_qwen3emb import __version__, distributed, protocol
 from st_qwen3emb.config import (
-    DEEPSPEED_NAMES,
     RERANKER_TASK_TYPES,
     ConfigError,
     RunConfig,
@@ -120,25 +119,6 @@ def _instruction_prompt(instruction: str) -> str:
     return protocol.query_prompt(instruction) if instruction.strip() else ""
 
 
-def _resolve_deepspeed(value: str | None) -> str | None:
-    if value is None:
-        return None
-    if value in DEEPSPEED_NAMES:
-        import importlib.resources
-
-        path = importlib.resources.files("st_qwen3emb") / "deepspeed_configs" / f"{value}.json"
-        if not path.is_file():
-            raise ConfigError(f"--deepspeed {value}: the packaged config {path} is missing")
-        value = str(path)
-    elif not Path(value).is_file():
-        raise ConfigError(f"--deepspeed {value}: expected zero2, zero3 or a JSON config file")
-    try:
-        import deepspeed  # noqa: F401
-    except ImportError:
-        raise ConfigError("--deepspeed needs the deepspeed package: pip install deepspeed") from None
-    return value
-
-
 def _load_data(config: RunConfig) -> tuple[Dataset, Dataset | None]:
     from st_qwen3emb.data import load_dataset
 
@@ -190,13 +170,13 @@ def build_training_args(
         kwargs["greater_is_better"] = greater
     if config.label_names:
         kwargs["label_names"] = list(config.label_names)
-    deepspeed = _resolve_deepspeed(config.deepspeed)
-    if deepspeed:
-        kwargs["deepspeed"] = deepspeed
+    if config.deepspeed:
+        kwargs["deepspeed"] = distributed.resolve_deepspeed_config(config.deepspeed)
     if config.torch_dtype == "bfloat16":
         kwargs["bf16"] = True
     elif config.torch_dtype == "float16":
         kwargs["fp16"] = True
+    kwargs.update(distributed.training_args_overrides(given=list(config.training_args)))  # gloo+use_cpu / nccl
     kwargs.update(config.training_args)
     import dataclasses
 
@@ -328,13 +308,14 @@ def train(config: RunConfig) -> Path:
     evaluators = _build_evaluators(config, eval_dataset, prompts, paired)
 
     # --- the run folder and the trainer ---------------------------------------------------------------
-    run_dir = new_run_dir(config.output_dir)
+    run_dir = distributed.share_from_main(lambda: new_run_dir(config.output_dir))  # one folder for all processes
     try:
         args = build_training_args(
             config, run_dir, prompts=prompts.columns, eval_enabled=has_eval_data(config), paired=paired if eval_dataset is not None else None
         )
     except ConfigError:
-        run_dir.rmdir()
+        if distributed.is_main_process():
+            run_dir.rmdir()
         raise
     resolved = {
         **config.to_args_json(),
@@ -351,20 +332,38 @@ def train(config: RunConfig) -> Path:
         "run_dir": str(run_dir),
         "st_qwen3emb_version": __version__,
     }
-    write_json_atomic(run_dir / ARGS_FILE, resolved)
-    return _run_trainer(model, args, loss, train_dataset, eval_dataset, evaluators, run_dir, resume)
+    if distributed.is_main_process():
+        write_json_atomic(run_dir / ARGS_FILE, resolved)
+    return run_trainer(model, args, loss, train_dataset, eval_dataset, evaluators, run_dir, resume)
 
 
-def _run_trainer(model, args, loss, train_dataset, eval_dataset, evaluators, run_dir: Path, resume: Path | None) -> Path:
+def run_trainer(
+    model,
+    args,
+    loss,
+    train_dataset,
+    eval_dataset,
+    evaluators: list,
+    run_dir: Path,
+    resume: Path | None,
+    *,
+    trainer_class: type | None = None,
+) -> Path:
+    """Train with the swift callbacks, then link the best checkpoint and write ``final/`` (shared with rerankers).
+
+    ``trainer_class``: ``SwiftTrainer`` by default; the reranker passes its CrossEncoder trainer.
+    """
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     from st_qwen3emb.training.callbacks import CurvesCallback, LossProgressCallback, SignalCallback, SwiftLogCallback
     from st_qwen3emb.training.run_dir import list_checkpoints
-    from st_qwen3emb.training.trainer import SwiftTrainer
+
+    if trainer_class is None:
+        from st_qwen3emb.training.trainer import SwiftTrainer as trainer_class
 
     log_cb = SwiftLogCallback(run_dir)
     signal_cb = SignalCallback()
-    trainer = SwiftTrainer(
+    trainer = trainer_class(
         model=model,
         args=args,
         train_dataset=train_dataset,
@@ -384,8 +383,9 @@ def _run_trainer(model, args, loss, train_dataset, eval_dataset, evaluators, run
     if signal_cb.received is not None:
         checkpoints = list_checkpoints(run_dir)
         raise TrainingInterrupted(run_dir, checkpoints[-1] if checkpoints else None, signal_cb.received)
-    if trainer.is_world_process_zero():
-        with atomic_dir(run_dir / FINAL_DIR) as tmp:
-            model.save(str(tmp))
-            _write_card(tmp, run_dir)
+    with distributed.gathered_parameters(model):  # ZeRO-3: full weights on every process while rank 0 saves
+        if trainer.is_world_process_zero():
+            with atomic_dir(run_dir / FINAL_DIR) as tmp:
+                model.save(str(tmp))
+                _write_card(tmp, run_dir)
     return run_dir

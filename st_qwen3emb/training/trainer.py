@@ -18,7 +18,8 @@ from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_callback import ExportableState
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, SaveStrategy, rotate_checkpoints
 
-from st_qwen3emb.training.run_dir import ARGS_FILE, LAST_LINK, atomic_dir, point_link
+from st_qwen3emb.distributed import gathered_parameters, shared_atomic_dir
+from st_qwen3emb.training.run_dir import ARGS_FILE, LAST_LINK, point_link
 
 
 class NonFiniteLossError(RuntimeError):
@@ -46,12 +47,19 @@ class SwiftTrainer(SentenceTransformerTrainer):
             raise NonFiniteLossError(self.state.global_step + 1, float(self.state.epoch or 0.0), float(loss.detach()))
         return result
 
+    def _save(self, output_dir: str | None = None, state_dict=None) -> None:
+        # transformers 5 calls _save on every process (DeepSpeed: with a gathered state_dict), but the
+        # sentence-transformers override writes unconditionally and ignores state_dict: write once, full weights.
+        with gathered_parameters(self.model):
+            if self.args.should_save:
+                super()._save(output_dir)
+
     def _save_checkpoint(self, model, trial) -> None:
         run_dir = Path(self._get_output_dir(trial=trial))
         target = run_dir / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
         if self.hp_search_backend is None and trial is None:
             self.store_flos()
-        with atomic_dir(target) as tmp:
+        with shared_atomic_dir(target) as tmp:  # one folder for all processes (DeepSpeed writes from each rank)
             self.save_model(str(tmp), _internal_call=True)
             if self.args.save_strategy in (SaveStrategy.STEPS, SaveStrategy.EPOCH, SaveStrategy.BEST):
                 best_step = self.state.best_global_step

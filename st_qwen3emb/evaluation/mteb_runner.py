@@ -98,25 +98,49 @@ def resolve_tasks(
     return tasks
 
 
-def ensure_task_data(tasks: list[Any]) -> None:
-    """Load every task's data now, so a task the Hub must serve fails before any model is run."""
+def _data_unavailable(task: Any, err: BaseException) -> TaskDataUnavailableError:
     from huggingface_hub import constants
 
+    dataset = task.metadata.dataset
+    offline = " (HF_HUB_OFFLINE is set)" if constants.HF_HUB_OFFLINE else ""
+    return TaskDataUnavailableError(
+        f"mteb task {task.metadata.name!r} needs the dataset {dataset.get('path')!r} "
+        f"(revision {dataset.get('revision')}) from the Hugging Face Hub, which cannot be reached{offline} "
+        "and is not in the local cache. Run it once online to cache it, or evaluate local files "
+        f"with --local-sts / --local-retrieval / --local-reranking. ({type(err).__name__}: {err})"
+    )
+
+
+def _dataset_reachable(task: Any) -> bool:
+    """A cheap check: the dataset's snapshot is in the Hub cache (offline) or the Hub answers for it (online)."""
+    from huggingface_hub import HfApi, constants, snapshot_download
+
+    dataset = task.metadata.dataset
+    try:
+        if constants.HF_HUB_OFFLINE:
+            snapshot_download(
+                dataset["path"], repo_type="dataset", revision=dataset.get("revision"), local_files_only=True
+            )
+        else:
+            HfApi().dataset_info(dataset["path"], revision=dataset.get("revision"))
+    except Exception:  # any failure only means "not sure": the caller then tries to load the data
+        return False
+    return True
+
+
+def ensure_task_data(tasks: list[Any]) -> None:
+    """Fail now, before any model runs, for a task whose data neither the Hub nor the local cache can give.
+
+    Registered tasks are checked cheaply (a whole benchmark's corpora are not loaded up front); when the check
+    is inconclusive the data is loaded, and a failure becomes ``TaskDataUnavailableError``.
+    """
     for task in tasks:
-        if is_local_task(task):
-            task.load_data()
+        if is_local_task(task) or task.data_loaded or _dataset_reachable(task):
             continue
         try:
             task.load_data()
         except (ConnectionError, OSError) as err:
-            dataset = task.metadata.dataset
-            offline = " (HF_HUB_OFFLINE is set)" if constants.HF_HUB_OFFLINE else ""
-            raise TaskDataUnavailableError(
-                f"mteb task {task.metadata.name!r} needs the dataset {dataset.get('path')!r} "
-                f"(revision {dataset.get('revision')}) from the Hugging Face Hub, which cannot be reached{offline} "
-                "and is not in the local datasets cache. Run it once online to cache it, or evaluate local files "
-                f"with --local-sts / --local-retrieval / --local-reranking. ({type(err).__name__}: {err})"
-            ) from err
+            raise _data_unavailable(task, err) from err
 
 
 # --- model identity -----------------------------------------------------------------------------
@@ -253,14 +277,17 @@ def _evaluate_tasks(
     for task in tasks:
         metadata = task.metadata
         with measure_encoding(model) as measured:
-            result = mteb.evaluate(
-                wrapper,
-                task,
-                cache=cache,
-                overwrite_strategy="only-missing" if reuse_results else "always",
-                encode_kwargs={"batch_size": batch_size, "show_progress_bar": show_progress_bar},
-                show_progress_bar=show_progress_bar,
-            )
+            try:
+                result = mteb.evaluate(
+                    wrapper,
+                    task,
+                    cache=cache,
+                    overwrite_strategy="only-missing" if reuse_results else "always",
+                    encode_kwargs={"batch_size": batch_size, "show_progress_bar": show_progress_bar},
+                    show_progress_bar=show_progress_bar,
+                )
+            except ConnectionError as err:  # data that passed the early check but could not be downloaded
+                raise _data_unavailable(task, err) from err
         if result.exceptions:
             raise RuntimeError(f"mteb task {metadata.name!r} failed: {result.exceptions[0]}")
         choice = table.lookup(metadata, _prompt_side(metadata.type))

@@ -282,7 +282,8 @@ def plot_results(results: list[dict[str, Any]], path: str | Path) -> Path:
     ax.set_ylabel("Spearman correlation")
     ax.set_title("STS evaluation")
     ax.set_ylim(min(0.0, min((e["metrics"][f"{s}_spearman"] for e in results for s in SIMILARITIES), default=0)), 1.0)
-    ax.legend(fontsize=7, loc="lower right")
+    # Below the axes: inside, it would cover the bars, which all reach high.
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=min(len(results), 3))
     fig.tight_layout()
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     fig.savefig(tmp, dpi=120)

@@ -105,6 +105,15 @@ def test_add_lora_on_other_models_uses_all_linear(minilm_dir):
     assert lora.has_lora(model)
 
 
+def test_portable_base_name(tmp_path, monkeypatch):
+    snapshot = "/root/.cache/huggingface/hub/models--Qwen--Qwen3-Embedding-0.6B/snapshots/0123abcd"
+    assert lora.portable_base_name(snapshot) == "Qwen/Qwen3-Embedding-0.6B"
+    assert lora.portable_base_name("Qwen/Qwen3-Embedding-0.6B") == "Qwen/Qwen3-Embedding-0.6B"
+    (tmp_path / "base").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert lora.portable_base_name("base") == str((tmp_path / "base").resolve())  # relative paths are made absolute
+
+
 def test_checkpoint_holds_adapter_and_loads_plain(trained, tmp_path):
     checkpoint = trained["checkpoint"]
     names = {p.name for p in checkpoint.iterdir()}

@@ -151,25 +151,44 @@ def test_eval_sts_sends_the_sts_instruction_to_the_encoder(tiny_model, sts_file)
     assert entry["instruction"] is None
 
 
-def test_mteb_local_sts_sends_the_sts_instruction_and_files_under_the_model(tiny_model, sts_file, tmp_path):
-    from st_qwen3emb.evaluation.mteb_runner import resolve_tasks, run_mteb
+def test_mteb_local_sts_sends_the_sts_instruction_and_files_under_the_model(
+    tiny_model, tiny_qwen_causal, sts_file, tmp_path
+):
+    from st_qwen3emb.evaluation.mteb_runner import model_identity, resolve_tasks, run_mteb
 
     tiny_model.model_card_data.base_model = "Qwen/Qwen3-Embedding-0.6B"  # must not decide where results go
     prompts_before = dict(tiny_model.prompts)
     tasks = resolve_tasks(local_sts=[str(sts_file)])
     with EncodedTextRecorder(tiny_model) as recorder:
-        (entry,) = run_mteb(tiny_model, tasks, model_id="runs/v1/final", output_folder=tmp_path / "out",
-                            show_progress_bar=False)
+        (entry,) = run_mteb(
+            tiny_model, tasks, model_id=str(tiny_qwen_causal), output_folder=tmp_path / "out", show_progress_bar=False
+        )
     expected = {STS_PROMPT + s + protocol.EOS_TOKEN for s1, s2, _ in STS_ROWS for s in (s1, s2)}
     assert set(recorder.texts) == expected
     assert entry["prompt"] == STS_PROMPT and entry["task_type"] == "STS" and entry["num_texts"] == 10
     assert tiny_model.prompts == prompts_before  # the in-memory model is left as it was
+
+    name, revision = model_identity(str(tiny_qwen_causal))
+    assert name.startswith("local/") and revision.startswith("sha256-")
+    assert (entry["mteb_model_name"], entry["mteb_model_revision"]) == (name, revision)
     files = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.json"))
+    assert f"results/{name.replace('/', '__')}/{revision}/{entry['task']}.json" in files
     assert not any("Qwen" in f for f in files)
-    assert f"results/runs__v1__final/main/{entry['task']}.json" in files or any(
-        f.endswith(f"/{entry['task']}.json") and entry["mteb_model_revision"] in f for f in files
-    )
     assert read_summary(tmp_path / "out" / "summary.json")["results"] == [entry]
+
+
+def test_model_identity_changes_with_the_weights(tmp_path):
+    from st_qwen3emb.evaluation.mteb_runner import model_identity
+
+    folder = tmp_path / "run" / "final"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    (folder / "model.safetensors").write_bytes(b"one")
+    first = model_identity(str(folder))
+    (folder / "model.safetensors").write_bytes(b"two")
+    second = model_identity(str(folder))
+    assert first[0] == second[0] == "local/run__final" and first[1] != second[1]
+    assert model_identity("org/model", revision="abc") == ("org/model", "abc")
 
 
 def test_mteb_local_retrieval_and_reranking_prompt_queries_only(tiny_model, tmp_path):

@@ -290,3 +290,47 @@ def test_run_dirs_number_up_and_atomic_dirs_leave_nothing_on_failure(tmp_path):
     with atomic_dir(target) as tmp:
         (tmp / "done").write_text("y")
     assert (target / "done").is_file()
+
+
+# --- real weights, real data (slow) ---------------------------------------------------------------------
+@pytest.mark.slow
+def test_minilm_on_stsb_raises_validation_spearman(minilm_dir, stsb_dir, tmp_path):
+    """A shortened acceptance run (the full one is in the README): 480 STS-B train rows, 30 steps."""
+    from sentence_transformers import SentenceTransformer
+
+    from st_qwen3emb.data import load_dataset
+    from st_qwen3emb.training.evaluation import build_sts_evaluator
+
+    val = f"{stsb_dir / 'validation.tsv'}#300"
+    evaluator = build_sts_evaluator(load_dataset(val, loss_type="cosine_similarity", split="test"), name="sts",
+                                    prompt=None, batch_size=64)  # fmt: skip
+    before = evaluator(SentenceTransformer(str(minilm_dir)))["sts_spearman_cosine"]
+    out = tmp_path / "out"
+    argv = [
+        "--model", str(minilm_dir), "--dataset", f"{stsb_dir / 'train.tsv'}#480", "--loss_type", "cosine_similarity",
+        "--num_train_epochs", "1", "--per_device_train_batch_size", "16", "--learning_rate", "2e-5",
+        "--eval_sts", val, "--eval_strategy", "steps", "--eval_steps", "30", "--save_strategy", "no",
+        "--output_dir", str(out), "--disable_tqdm", "true",
+    ]  # fmt: skip
+    assert sft_main(argv) == 0
+    run = _only_run(out)
+    after = [r for r in _records(run) if "eval_sts_spearman_cosine" in r][-1]["eval_sts_spearman_cosine"]
+    assert after > before, (before, after)
+    assert evaluator(SentenceTransformer(str(run / "final")))["sts_spearman_cosine"] == pytest.approx(after, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_train_sts_script_runs_offline(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    script = Path(__file__).resolve().parents[1] / "training_scripts" / "train_sts.py"
+    monkeypatch.syspath_prepend(str(script.parent))
+    spec = importlib.util.spec_from_file_location("train_sts", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--output_dir", str(tmp_path / "out"), "--max_steps", "2", "--disable_tqdm", "true"]) == 0
+    printed = capsys.readouterr().out
+    run = _only_run(tmp_path / "out")
+    assert "offline recipe" in printed and str(run / "final") in printed and "Next:" in printed
+    assert json.loads((run / "args.json").read_text())["model"].endswith("model")

@@ -269,12 +269,18 @@ def _write_card(folder: Path, checkpoint: Path, base_model: str | None, name: st
 
 
 def _move_into_place(built: Path, output: Path, scratch: Path) -> None:
-    if output.exists():
-        # exist_ok: the old export goes only after the new one is complete, and is moved aside first so
-        # that the swap is two renames on the same file system.
-        old = scratch / "previous"
-        os.replace(output, old)
-    os.replace(built, output)
+    if not output.exists():
+        os.replace(built, output)
+        return
+    # exist_ok: the old export goes only after the new one is complete, and is moved aside first so that
+    # the swap is two renames on the same file system; it is put back if the second rename fails.
+    old = scratch / "previous"
+    os.replace(output, old)
+    try:
+        os.replace(built, output)
+    except OSError:
+        os.replace(old, output)
+        raise
 
 
 def export(

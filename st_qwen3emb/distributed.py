@@ -241,16 +241,28 @@ def zero3_enabled() -> bool:
 
 @contextlib.contextmanager
 def gathered_parameters(model: Any) -> Iterator[None]:
-    """Under ZeRO-3 each process holds a slice of every weight; inside this block the full weights are present
-    on every process, so ``model.save(...)`` on rank 0 writes them. Every process must enter it (a collective).
-    A no-op without ZeRO-3."""
+    """Make ``model.save(...)`` on rank 0 alone safe under ZeRO-3; every process must enter (a collective).
+
+    Each process holds a slice of every weight: inside this block the full weights are present on every process.
+    A forward pass on one process would wait forever for the others (ZeRO-3 gathers in forward hooks), and
+    sentence-transformers' model card encodes example sentences while saving, so that is switched off here.
+    A no-op without ZeRO-3.
+    """
     if not zero3_enabled():
         yield
         return
     import deepspeed
 
-    with deepspeed.zero.GatheredParameters(list(model.parameters()), modifier_rank=None):
-        yield
+    card = getattr(model, "model_card_data", None)
+    widgets = getattr(card, "generate_widget_examples", None)
+    if card is not None and widgets is not None:
+        card.generate_widget_examples = False
+    try:
+        with deepspeed.zero.GatheredParameters(list(model.parameters()), modifier_rank=None):
+            yield
+    finally:
+        if card is not None and widgets is not None:
+            card.generate_widget_examples = widgets
 
 
 # --- DeepSpeed configs ---------------------------------------------------------------------------------------------

@@ -46,11 +46,13 @@ def pairs_file(tmp_path_factory) -> Path:
 
 
 def _flags(model, data, out, *extra):
-    return [
+    from st_qwen3emb.config import override_flags
+
+    defaults = [
         "--model", str(model), "--dataset", str(data), "--output_dir", str(out), "--per_device_train_batch_size", "2",
         "--logging_steps", "1", "--learning_rate", "1e-3", "--dataloader_num_workers", "0", "--disable_tqdm", "true",
-        *extra,
     ]  # fmt: skip
+    return override_flags(defaults, list(extra))
 
 
 def _records(run: Path) -> list[dict]:
@@ -122,6 +124,28 @@ def test_infonce_run_reports_swift_metrics(tiny_qwen_causal, pairs_file, tmp_pat
     assert args["prompts"] == {"anchor": "Instruct: Find the paraphrase\nQuery:"}  # documents stay bare
     saved = json.loads((run / "final" / "config_sentence_transformers.json").read_text())["prompts"]
     assert saved["query"] == "Instruct: Find the paraphrase\nQuery:" and saved["document"] == ""
+
+
+def test_lora_run_saves_adapter_checkpoints(tiny_qwen_causal, sts_file, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    from st_qwen3emb import load_model
+
+    out = tmp_path / "out"
+    argv = _flags(
+        tiny_qwen_causal, sts_file, out, "--loss_type", "cosine_similarity", "--tuner_type", "lora", "--lora_rank", "4",
+        "--lora_alpha", "8", "--max_steps", "2", "--save_steps", "2", "--learning_rate", "5e-2",
+    )  # fmt: skip
+    assert sft_main(argv) == 0
+    run = _only_run(out)
+    args = json.loads((run / "args.json").read_text())
+    assert args["train_type"] == "lora" and args["lora_rank"] == 4 and args["learning_rate"] == 5e-2
+    for folder in (run / "checkpoint-2", run / "final"):
+        assert list(folder.rglob("adapter_config.json")), folder
+    text = ["a guitar"]
+    trained = SentenceTransformer(str(run / "final")).encode(text, convert_to_tensor=True)
+    base = load_model(str(tiny_qwen_causal)).encode(text, convert_to_tensor=True)
+    assert not torch.allclose(trained, base, atol=1e-4)
 
 
 # --- resume ----------------------------------------------------------------------------------------

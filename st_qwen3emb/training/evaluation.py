@@ -180,10 +180,3 @@ def build_retrieval_evaluator(
         show_progress_bar=False,
         write_csv=False,
     )
-
-
-def default_best_metric(paired: bool | None) -> tuple[str, bool]:
-    """(metric_for_best_model, greater_is_better) matching the eval metrics above."""
-    if paired is None:
-        return "eval_loss", False
-    return ("eval_spearman_cosine", True) if paired else ("eval_margin", True)

@@ -134,12 +134,11 @@ def _load_data(config: RunConfig) -> tuple[Dataset, Dataset | None]:
 
 
 def build_training_args(
-    config: RunConfig, run_dir: Path, *, prompts: dict[str, str], eval_enabled: bool, paired: bool | None
+    config: RunConfig, run_dir: Path, *, prompts: dict[str, str], eval_enabled: bool, best_metric: str | None
 ) -> Any:
     """``SentenceTransformerTrainingArguments`` for the run: swift's flags, then the passed-through ones on top."""
     from sentence_transformers import SentenceTransformerTrainingArguments
 
-    from st_qwen3emb.training.evaluation import default_best_metric
 
     eval_strategy = config.eval_strategy or ("steps" if eval_enabled else "no")
     kwargs: dict[str, Any] = {
@@ -165,11 +164,11 @@ def build_training_args(
     }
     if eval_strategy != "no":
         kwargs["eval_steps"] = config.eval_steps or config.save_steps
-        metric, greater = default_best_metric(paired)
-        kwargs["metric_for_best_model"] = metric
-        kwargs["greater_is_better"] = greater
-    if config.label_names:
-        kwargs["label_names"] = list(config.label_names)
+        if best_metric:
+            kwargs["metric_for_best_model"] = best_metric
+            kwargs["greater_is_better"] = best_metric != "eval_loss"
+    # --label_names is accepted for swift compatibility only: our labels are always the "label" column, and
+    # passing swift's "labels" to transformers would make it look for a column that does not exist.
     if config.deepspeed:
         kwargs["deepspeed"] = distributed.resolve_deepspeed_config(config.deepspeed)
     if config.torch_dtype == "bfloat16":
@@ -238,6 +237,17 @@ def _build_evaluators(config: RunConfig, eval_dataset, prompts: Prompts, paired:
             )
         )
     return evaluators
+
+
+def best_metric(config: RunConfig, has_eval_dataset: bool, paired: bool) -> str | None:
+    """The metric that picks ``best-checkpoint``: swift's main eval metric, else the first extra evaluator's."""
+    if has_eval_dataset:
+        return "eval_spearman_cosine" if paired else "eval_margin"
+    if config.eval_sts:
+        return "eval_sts_spearman_cosine" if len(config.eval_sts) == 1 else "eval_sts1_spearman_cosine"
+    if config.eval_retrieval:
+        return "eval_retrieval_cosine_ndcg@10" if len(config.eval_retrieval) == 1 else "eval_retrieval1_cosine_ndcg@10"
+    return None
 
 
 def _write_card(final_dir: Path, run_dir: Path) -> None:
@@ -311,7 +321,11 @@ def train(config: RunConfig) -> Path:
     run_dir = distributed.share_from_main(lambda: new_run_dir(config.output_dir))  # one folder for all processes
     try:
         args = build_training_args(
-            config, run_dir, prompts=prompts.columns, eval_enabled=has_eval_data(config), paired=paired if eval_dataset is not None else None
+            config,
+            run_dir,
+            prompts=prompts.columns,
+            eval_enabled=has_eval_data(config),
+            best_metric=best_metric(config, eval_dataset is not None, paired),
         )
     except ConfigError:
         if distributed.is_main_process():

@@ -144,3 +144,11 @@ def test_sft_help_does_not_import_torch():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "--query_instruction" in result.stdout and "--tuner_type" in result.stdout
+
+
+def test_override_flags_replaces_recipe_flags_and_their_aliases():
+    from st_qwen3emb.config import override_flags
+
+    recipe = ["--model", "a", "--dataset", "x", "y", "--max_length", "64", "--save_steps", "200"]
+    merged = override_flags(recipe, ["--max_seq_length", "32", "--dataset", "z", "--bf16", "true"])
+    assert merged == ["--model", "a", "--save_steps", "200", "--max_seq_length", "32", "--dataset", "z", "--bf16", "true"]

@@ -30,16 +30,20 @@ ROWS = [
     ("how far is the moon", "the moon is 384400 km away"),
     ("what is water made of", "water is made of hydrogen and oxygen"),
 ]
-BATCH = 2  # per process; the single-process run uses 2 * BATCH
+BATCH = 2  # per process of the 2-process run; the single-process run uses 2 * BATCH
 LEARNING_RATE = 1e-3
 
 
-def _sft_flags(model: Path, data: Path, output_dir: Path, batch: int) -> list[str]:
+def _sft_flags(model: Path, data: Path, output_dir: Path, processes: int) -> list[str]:
+    """The same global batch either way: ``BATCH`` rows per process for training, 2 held-out rows for evaluation
+    (several processes drop the last incomplete batch, so the eval batch is split exactly too)."""
+    batch, eval_batch = BATCH * 2 // processes, 2 // processes
     return [
         "--model", str(model), "--dataset", str(data), "--loss_type", "infonce",
-        "--per_device_train_batch_size", str(batch), "--max_steps", "1", "--max_length", "32",
+        "--per_device_train_batch_size", str(batch), "--per_device_eval_batch_size", str(eval_batch), "--max_steps", "1", "--max_length", "32",
         "--optim", "sgd", "--learning_rate", str(LEARNING_RATE), "--max_grad_norm", "0",
         "--logging_steps", "1", "--save_steps", "1", "--disable_tqdm", "true", "--output_dir", str(output_dir),
+        "--split_dataset_ratio", "0.25",  # 2 rows held out: evaluation at step 1 runs under 2 processes too
     ]  # fmt: skip
 
 
@@ -49,10 +53,14 @@ def _only_run(output_dir: Path) -> Path:
     return runs[0]
 
 
-def _train_line(run: Path) -> dict:
+def _log_lines(run: Path, key: str) -> list[dict]:
     lines = [json.loads(line) for line in (run / "logging.jsonl").read_text().splitlines()]
-    train = [line for line in lines if "loss" in line]
-    assert len(train) == 1, f"one optimizer step, logged once (rank 0 only): {lines}"
+    return [line for line in lines if key in line]
+
+
+def _train_line(run: Path) -> dict:
+    train = _log_lines(run, "loss")
+    assert len(train) == 1, f"one optimizer step, logged once (rank 0 only): {train}"
     return train[0]
 
 
@@ -65,7 +73,7 @@ def runs(tiny_qwen_causal, tmp_path_factory) -> dict[str, Path]:
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_PORT")}
     env.update(NPROC_PER_NODE="2", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1")
     two = subprocess.run(
-        [sys.executable, "-m", "st_qwen3emb.cli", "sft", *_sft_flags(tiny_qwen_causal, data, root / "two", BATCH)],
+        [sys.executable, "-m", "st_qwen3emb.cli", "sft", *_sft_flags(tiny_qwen_causal, data, root / "two", 2)],
         env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert two.returncode == 0, f"NPROC_PER_NODE=2 run failed:\n{two.stdout[-3000:]}\n{two.stderr[-6000:]}"
@@ -73,7 +81,7 @@ def runs(tiny_qwen_causal, tmp_path_factory) -> dict[str, Path]:
 
     from st_qwen3emb.cli import main
 
-    assert main(["sft", *_sft_flags(tiny_qwen_causal, data, root / "one", 2 * BATCH)]) == 0
+    assert main(["sft", *_sft_flags(tiny_qwen_causal, data, root / "one", 1)]) == 0
     return {"two": _only_run(root / "two"), "one": _only_run(root / "one"), "model": tiny_qwen_causal}
 
 
@@ -113,6 +121,12 @@ def test_global_batch_loss_and_weights_equal_one_process(runs):
     )
     assert worst < 1e-5, f"2-process weights differ from the 1-process run by {worst}"
 
+    # evaluation after the step: the infonce metrics over the whole eval set and the eval loss over the global batch
+    eval_two, eval_one = _log_lines(runs["two"], "eval_margin"), _log_lines(runs["one"], "eval_margin")
+    assert len(eval_two) == len(eval_one) == 1
+    for key in ("eval_loss", "eval_mean_pos", "eval_mean_neg", "eval_margin"):
+        assert eval_two[0][key] == pytest.approx(eval_one[0][key], abs=1e-5), key
+
     initial = load_file(str(runs["model"] / "model.safetensors"))
     moved = max(
         float((w_one[k].float() - initial["model." + k].float()).abs().max()) for k in w_one if "model." + k in initial
@@ -120,6 +134,33 @@ def test_global_batch_loss_and_weights_equal_one_process(runs):
     print(f"largest weight change of the step: {moved}")
     assert moved > 1e-4, "the step must move the weights well beyond the tolerance, or the comparison proves nothing"
     assert not torch.equal(w_one["embed_tokens.weight"], initial["model.embed_tokens.weight"])
+
+
+@pytest.mark.slow  # runs only where deepspeed is installed (not in CI): ~4 min on 2 CPU cores
+def test_zero3_two_processes_equal_one_process(runs, tmp_path):
+    """ZeRO-3 on 2 CPU processes: the saved final model holds full weights (gathered on save, no deadlock from the
+    model card's example encoding) equal to the plain 1-process run, and loads in plain sentence-transformers."""
+    pytest.importorskip("deepspeed", reason="deepspeed is not installed (GPU extra)")
+    from safetensors.torch import load_file
+    from sentence_transformers import SentenceTransformer
+
+    data = next(runs["one"].parent.parent.glob("train.jsonl"))
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_PORT")}
+    env.update(NPROC_PER_NODE="2", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1")
+    flags = _sft_flags(runs["model"], data, tmp_path / "z3", 2) + ["--deepspeed", "zero3"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "st_qwen3emb.cli", "sft", *flags], env=env, capture_output=True, text=True, timeout=900
+    )
+    assert proc.returncode == 0, proc.stderr[-6000:]
+    run = _only_run(tmp_path / "z3")
+    w_z3 = load_file(str(run / "final" / "model.safetensors"))
+    w_one = load_file(str(runs["one"] / "final" / "model.safetensors"))
+    assert {k: v.shape for k, v in w_z3.items()} == {k: v.shape for k, v in w_one.items()}
+    worst = max(float((w_z3[k].float() - w_one[k].float()).abs().max()) for k in w_one)
+    print(f"\nZeRO-3 x2 vs 1 process: max weight diff {worst}")
+    assert worst < 1e-5
+    assert (run / "checkpoint-1" / "model.safetensors").is_file()
+    assert SentenceTransformer(str(run / "final")).encode(["a cat"]).shape == (1, 64)
 
 
 # --- launcher variables ---------------------------------------------------------------------------------------------

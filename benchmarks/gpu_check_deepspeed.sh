@@ -9,6 +9,12 @@ mkdir -p "$out"
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 python -c "import st_qwen3emb" 2>/dev/null || pip install --no-deps --no-build-isolation -e . >/dev/null
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
+# A machine without internet gets deepspeed from a wheelhouse carried along, built where the index is reachable:
+#   pip wheel --no-deps --no-build-isolation -w wheelhouse deepspeed hjson py-cpuinfo einops msgpack ninja nvidia-ml-py
+if ! python -c "import deepspeed" 2>/dev/null && [ -d "${WHEELHOUSE:-wheelhouse}" ]; then
+    pip install --no-deps --no-index --find-links "${WHEELHOUSE:-wheelhouse}" \
+        deepspeed hjson py-cpuinfo einops msgpack ninja nvidia-ml-py
+fi
 python -c "import deepspeed, torch; print('deepspeed', deepspeed.__version__, 'torch', torch.__version__)"
 status=0
 python benchmarks/gpu_check_deepspeed.py --nproc "${NPROC:-1}" --steps "${STEPS:-5}" --timeout "${RUN_TIMEOUT:-900}" \

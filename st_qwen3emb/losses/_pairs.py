@@ -19,7 +19,10 @@ def pair_embeddings(
     sentence_features = list(sentence_features)
     if len(sentence_features) != 2:
         raise ValueError(f"{loss_name} takes exactly two text columns (anchor, positive), got {len(sentence_features)}")
-    u, v = embed_columns(model, sentence_features)
+    # Both sides of a pair are sentences of one kind (STS-style), so they share one forward pass: half the
+    # passes through the vocabulary-sized embedding and the layers. sentence-transformers keeps the first column
+    # apart by default (for short queries vs long documents); it still splits when the columns' prompts differ.
+    u, v = embed_columns(model, sentence_features, separate_first=False)
     return u, v, pair_labels(labels, u.shape[0], loss_name).to(u.dtype)
 
 

@@ -46,16 +46,17 @@ def format_query(text: str, task: str) -> str:
 
 
 def default_prompts(query_instruction: str | None = None) -> dict[str, str]:
-    """The ``prompts`` table stored with a Qwen3 embedding model.
+    """The ``prompts`` table stored with a Qwen3 embedding model (``query_instruction=""``: bare queries).
 
     ``query``/``document`` are what ``encode_query``/``encode_document`` use. The task-type names
     (``STS``, ``PairClassification``) are looked up by mteb, which gives STS inputs no query/document
     prompt type; without them mteb would evaluate STS with no instruction, unlike upstream.
     """
-    prompts = {
-        "query": query_prompt(query_instruction or DEFAULT_RETRIEVAL_INSTRUCTION),
-        "document": "",
-    }
+    if query_instruction is None:
+        query = query_prompt(DEFAULT_RETRIEVAL_INSTRUCTION)
+    else:  # an empty instruction means bare queries (what ms-swift trains on)
+        query = query_prompt(query_instruction) if query_instruction.strip() else ""
+    prompts = {"query": query, "document": ""}
     for task_type in SYMMETRIC_TASK_TYPES:
         prompts[task_type] = query_prompt(SIMILARITY_INSTRUCTION)
     return prompts

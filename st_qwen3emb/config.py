@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -320,22 +319,17 @@ def has_eval_data(config: RunConfig) -> bool:
 
 
 def parse_mrl_dims(text: str) -> dict[int, float]:
-    """swift's ``--mrl_dims '{"64":1,"256":1}'`` (a JSON dict, or a JSON list of dims with weight 1)."""
+    """swift's ``--mrl_dims '{"64":1,"256":1}'`` (a JSON dict, or a JSON list of dims with weight 1).
+
+    The losses package owns the parsing (``st_qwen3emb.losses.matryoshka.parse_mrl_dims``); here a bad value is
+    a ``ConfigError``, so it is reported with the other flag errors before anything is loaded.
+    """
+    from st_qwen3emb.losses.matryoshka import parse_mrl_dims as parse
+
     try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"--mrl_dims must be JSON like '{{\"64\":1,\"256\":1}}': {err}") from None
-    if isinstance(raw, list):
-        raw = {d: 1.0 for d in raw}
-    if not isinstance(raw, dict) or not raw:
-        raise ConfigError("--mrl_dims must be a non-empty JSON object of dim -> weight")
-    try:
-        dims = {int(k): float(v) for k, v in raw.items()}
-    except (TypeError, ValueError):
-        raise ConfigError(f"--mrl_dims keys must be integers and values numbers, got {text!r}") from None
-    if any(d <= 0 for d in dims):
-        raise ConfigError(f"--mrl_dims dimensions must be positive, got {sorted(dims)}")
-    return dims
+        return parse(text)
+    except ValueError as err:
+        raise ConfigError(f"--mrl_dims: {err}") from None
 
 
 def infer_model_type(detected: str | None, task_type: str) -> str | None:

@@ -262,7 +262,7 @@ def test_bad_local_files_name_file_row_and_field(tmp_path):
     from st_qwen3emb.evaluation.sts import STSDataError, load_sts_data
 
     bad = write_sts_tsv(tmp_path / "bad.tsv", [*STS_ROWS[:2], ("a", "b", 7.0)])
-    with pytest.raises(STSDataError, match=r"bad.tsv: row 3, field 'score'"):
+    with pytest.raises(STSDataError, match=r"bad.tsv, line 4, field 'score'"):
         load_sts_data(str(bad))
     with pytest.raises(STSDataError, match="no such file"):
         load_sts_data(str(tmp_path / "missing.tsv"))

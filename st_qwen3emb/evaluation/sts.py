@@ -3,13 +3,12 @@
 The correlations come from sentence-transformers' ``EmbeddingSimilarityEvaluator``; the only addition is
 the prompt (it has no prompt argument), passed to ``encode`` so the instruction reaches the tokenizer exactly
 as ``encode_query`` would send it. Data: local files in the STS-B layout (``sentence1``, ``sentence2``,
-``score``; TSV, CSV or JSONL; 0-5 or 0-1 scores) or Hub datasets with those columns.
+``score``; TSV, CSV or JSONL; 0-5 or 0-1 scores) or Hub datasets with those columns, read by the data layer
+(``st_qwen3emb.data.read_records``) as training data is.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +24,6 @@ if TYPE_CHECKING:
 HUB_ALIASES = {"stsb": "sentence-transformers/stsb"}
 SIMILARITIES = ("cosine", "euclidean", "manhattan", "dot")
 MAIN_METRIC = "cosine_spearman"
-SENTENCE_COLUMNS = ("sentence1", "sentence2")
-SCORE_COLUMN = "score"
 STSB_MAX_SCORE = 5.0
 
 
@@ -49,47 +46,32 @@ class STSData:
 
 
 # --- reading ------------------------------------------------------------------------------------
-def _rows_from_file(path: Path) -> list[dict[str, Any]]:
-    suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".json"):
-        rows = []
-        with path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                if line.strip():
-                    try:
-                        rows.append(json.loads(line))
-                    except json.JSONDecodeError as err:
-                        raise STSDataError(f"{path}: row {number} is not valid JSON ({err})") from err
-        return rows
-    delimiter = "," if suffix == ".csv" else "\t"
-    with path.open(encoding="utf-8", newline="") as handle:
-        # STS-B sentences contain bare quote characters: read them literally, not as CSV quoting.
-        quoting = csv.QUOTE_MINIMAL if suffix == ".csv" else csv.QUOTE_NONE
-        return list(csv.DictReader(handle, delimiter=delimiter, quoting=quoting))
+def _read(spec: str, split: str) -> tuple[list[str], list[str], list[float]]:
+    """Pairs and 0..1 scores through the data layer (``st_qwen3emb.data.read_records``).
 
+    The data layer reads every format and the Hub, scales STS-B layout TSVs (0-5) to 0..1 and names file, line and
+    field in its errors; here each row must also have a second sentence and a score, and other files on the 0-5
+    scale (any score above 1) are scaled too, as STS-B is.
+    """
+    from st_qwen3emb.data import DatasetValidationError, read_records
 
-def _validate(rows: list[dict[str, Any]], where: str, first_row: int) -> tuple[list[str], list[str], list[float]]:
-    """Columns out of ``rows`` with errors naming ``where``, the 1-based data row and the field."""
-    sentences1, sentences2, scores = [], [], []
-    for index, row in enumerate(rows):
-        number = index + first_row
-        for column in (*SENTENCE_COLUMNS, SCORE_COLUMN):
-            if row.get(column) is None or (isinstance(row[column], str) and not row[column].strip()):
-                raise STSDataError(f"{where}: row {number}, field {column!r} is missing or empty")
-        try:
-            score = float(row[SCORE_COLUMN])
-        except (TypeError, ValueError) as err:
-            raise STSDataError(f"{where}: row {number}, field 'score' is not a number: {row[SCORE_COLUMN]!r}") from err
-        if not 0.0 <= score <= STSB_MAX_SCORE:
-            raise STSDataError(f"{where}: row {number}, field 'score' = {score} is outside 0..5")
-        sentences1.append(str(row[SENTENCE_COLUMNS[0]]))
-        sentences2.append(str(row[SENTENCE_COLUMNS[1]]))
-        scores.append(score)
-    if not scores:
-        raise STSDataError(f"{where}: no rows")
+    try:
+        records = list(read_records(spec, split=split))
+    except DatasetValidationError as err:
+        raise STSDataError(str(err)) from err
+    if not records:
+        raise STSDataError(f"{spec}: no rows")
+    for record in records:
+        if not record.positives:
+            raise STSDataError(f"{record.where('positive')}: the second sentence is missing or empty")
+        if record.label is None:
+            raise STSDataError(f"{record.where('label')}: the score is missing")
+        if not 0.0 <= record.label <= STSB_MAX_SCORE:
+            raise STSDataError(f"{record.where('label')}: score {record.label:g} is outside 0..5")
+    scores = [float(r.label) for r in records]
     if max(scores) > 1.0:  # the STS-B 0-5 scale; correlations do not change, the saved scale is 0..1
         scores = [score / STSB_MAX_SCORE for score in scores]
-    return sentences1, sentences2, scores
+    return [r.anchor for r in records], [r.positives[0] for r in records], scores
 
 
 def load_sts_data(spec: str, split: str = "test") -> STSData:
@@ -105,35 +87,14 @@ def load_sts_data(spec: str, split: str = "test") -> STSData:
             raise STSDataError(f"{path}: no {split}.tsv/.csv/.jsonl in this folder")
         path = found
     if path.is_file():
-        rows = _rows_from_file(path)
-        # Row numbers count data rows (after the header line), as in the data layer's errors.
-        s1, s2, scores = _validate(rows, str(path), first_row=1)
+        s1, s2, scores = _read(str(path), split)
         name = f"{path.parent.name}-local" if path.parent.name else "sts-local"
         return STSData(s1, s2, scores, name=name, source=str(path.resolve()), split=path.stem)
     if spec.startswith((".", "/", "~")) or spec.endswith((".tsv", ".csv", ".jsonl")):
         raise STSDataError(f"{spec}: no such file or folder")
-    return _load_hub_sts(spec, split)
-
-
-def _load_hub_sts(spec: str, split: str) -> STSData:
-    import datasets
-
-    repo, _, config = HUB_ALIASES.get(spec, spec).partition(":")
-    try:
-        dataset = datasets.load_dataset(repo, config or None, split=split)
-    except (ConnectionError, OSError) as err:
-        raise STSDataError(
-            f"cannot load the Hub dataset {repo!r} (split {split!r}): {err}. Offline, pass a local file in the "
-            "STS-B layout instead (e.g. ../shared/data/stsb/test.tsv)."
-        ) from err
-    except ValueError as err:  # unknown split or config
-        raise STSDataError(f"Hub dataset {repo!r}: {err}") from err
-    missing = [c for c in (*SENTENCE_COLUMNS, SCORE_COLUMN) if c not in dataset.column_names]
-    if missing:
-        raise STSDataError(
-            f"Hub dataset {repo!r} split {split!r} lacks column(s) {missing}; has {dataset.column_names}"
-        )
-    s1, s2, scores = _validate(list(dataset), f"{repo} ({split})", first_row=1)
+    hub_id = HUB_ALIASES.get(spec, spec)
+    repo, _, config = hub_id.partition(":")
+    s1, s2, scores = _read(hub_id, split)
     return STSData(
         s1, s2, scores, name=spec if spec in HUB_ALIASES else repo, source=repo, split=split, config=config or None
     )

@@ -47,10 +47,16 @@ def run(config) -> int:
             print(f"st-qwen3emb sft: error: {err}", file=sys.stderr)
             return 1
         raise
+    from st_qwen3emb import distributed
+    from st_qwen3emb.config import RERANKER_TASK_TYPES
+
+    if not distributed.is_main_process():
+        return 0  # under NPROC_PER_NODE every process returns here; rank 0 alone reports the run
     final = run_dir / "final"
     print(f"\nRun folder: {run_dir}")
     if final.is_dir():
-        print(f"Model:      {final}  (loads with SentenceTransformer({str(final)!r}))")
+        loader = "CrossEncoder" if config.task_type in RERANKER_TASK_TYPES else "SentenceTransformer"
+        print(f"Model:      {final}  (loads with {loader}({str(final)!r}))")
         print("Next:")
         print(f"  st-qwen3emb eval --model {final}")
         if config.train_type == "lora":

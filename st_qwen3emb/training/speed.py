@@ -4,7 +4,8 @@
 dense embedding backward allocates a fresh ``vocab x hidden`` gradient (155 MB at hidden 256, 620 MB at the
 0.6B model's 1024), zero-fills it and scatters the batch's few hundred token rows into it; under gradient
 accumulation it then adds that whole tensor into ``weight.grad``. On a CPU this dominates a training step of a
-small model. Here the embedding's backward adds the batch's token rows straight into one persistent gradient
+small model (PyTorch's CPU ``index_add_`` walks the whole tensor: ~200 ms for 200 rows of 151,669 x 256).
+Here the embedding's backward sums the batch's token rows and writes just those rows of one persistent gradient
 buffer, and before the first backward after an optimizer step it zeroes only the rows the previous step
 touched. ``weight.grad`` holds exactly what the dense backward would have produced (zeros in untouched rows),
 so gradient clipping, AdamW (whose moments still decay on every row) and ``grad_norm`` logs are unchanged.
@@ -47,13 +48,17 @@ class _RowGradBuffer:
             if self.buffer is None:
                 self.buffer = torch.zeros_like(self.weight)
             elif self.dirty:
-                self.buffer.index_fill_(0, torch.cat(self.dirty).unique(), 0)
+                self.buffer[torch.cat(self.dirty).unique()] = 0
             self.dirty.clear()
             self.weight.grad = grad = self.buffer
         elif grad is not self.buffer:
             self.dirty.clear()  # a gradient someone else allocated (or zeroed in place): just add into it
-        grad.index_add_(0, ids, grad_rows.to(grad.dtype))
-        self.dirty.append(ids)
+        # Sum repeated tokens on the small per-batch rows, then read-add-write only the touched rows: on CPU,
+        # index_add_ into the full vocabulary-sized tensor costs ~1000x more (it walks the whole tensor).
+        rows, inverse = ids.unique(return_inverse=True)
+        summed = grad_rows.new_zeros(rows.shape[0], grad_rows.shape[1]).index_add_(0, inverse, grad_rows)
+        grad.index_copy_(0, rows, grad.index_select(0, rows) + summed.to(grad.dtype))
+        self.dirty.append(rows)
 
 
 class _EmbeddingWithRowGrad(torch.autograd.Function):

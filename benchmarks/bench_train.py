@@ -88,7 +88,8 @@ def commands(impl: str, variant: str, files: dict[str, Path], out: Path, swift_p
                 "--dataset", str(files[variant]), "--loss_type", loss, "--per_device_train_batch_size", str(batch),
                 "--gradient_accumulation_steps", str(accum), "--output_dir", str(out / "run"), "--max_length", "512",
                 "--save_strategy", "no", "--eval_strategy", "no", "--report_to", "none", "--logging_steps", "10",
-                "--dataloader_drop_last", "true", *common]
+                "--dataloader_drop_last", "true", "--query_instruction", "", "--document_instruction", "",
+                *common]  # bare text on both sides: the inputs ms-swift and the plain script train on
     if impl == "plain":
         return [sys.executable, *probe, str(HERE / "plain_st_train.py"), "--model", str(files["st"]),
                 "--data", str(files[variant]), "--loss", loss, "--batch_size", str(batch),

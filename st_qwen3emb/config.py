@@ -88,7 +88,8 @@ class RunConfig:
     deepspeed: str | None = _flag(None, "zero2 / zero3 or a DeepSpeed JSON config path")
     resume_from_checkpoint: str | None = _flag(None, "a checkpoint folder, or 'last' for the newest under --output_dir")
     query_instruction: str | None = _flag(
-        None, "Qwen3: task instruction for queries/anchors ('Instruct: {task}\\nQuery:'); used in training, eval, saved model"
+        None, "Qwen3: task instruction for queries/anchors ('Instruct: {task}\\nQuery:'); used in training, eval, saved "
+        "model; '' for bare text as swift trains"
     )
     document_instruction: str | None = _flag(
         None, "Qwen3: task instruction for documents/positives (default: none for retrieval losses, STS for pair losses)"
@@ -99,6 +100,11 @@ class RunConfig:
     attn_impl: str | None = _flag(None, "attention implementation (sdpa, eager, flash_attention_2)", aliases=("attn_implementation",))
     model_revision: str | None = _flag(None, "Hub revision of --model", aliases=("revision",))
     trust_remote_code: bool = _flag(False, "allow the model's own Python code to run", "bool")
+    embedding_grad: str = _flag(
+        "rows",
+        "word-embedding gradient: rows (only the batch's token rows are written; same math, faster) or dense",
+        choices=("rows", "dense"),
+    )
     eval_sts: tuple[str, ...] = _flag((), "extra STS sets (pairs + 0-5 or 0-1 scores) evaluated with Spearman", "list")
     eval_retrieval: tuple[str, ...] = _flag(
         (), "extra BEIR folders (corpus.jsonl, queries.jsonl, qrels/) evaluated with nDCG@10", "list"
@@ -308,10 +314,6 @@ def validate(config: RunConfig) -> None:
         )
     if config.mrl_dims is not None:
         parse_mrl_dims(config.mrl_dims)
-    for name in ("query_instruction", "document_instruction"):
-        value = getattr(config, name)
-        if value is not None and not value.strip() and name == "query_instruction":
-            raise ConfigError(f"--{name} must not be empty")
 
 
 def has_eval_data(config: RunConfig) -> bool:

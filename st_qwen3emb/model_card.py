@@ -34,7 +34,7 @@ RERANKER_TASK_TYPES = ("reranker", "generative_reranker")
 # args.json keys that record the run rather than configure it (contract 4), so they are not flags of the commands;
 # other keys that are not RunConfig flags are trainer pass-through flags (``--warmup_steps`` ...) and are kept
 _RUN_RECORD_KEYS = ("train_rows", "eval_rows", "st_qwen3emb_version", "prompts", "saved_prompts", "run_dir", "env",
-                    "resume_from_checkpoint")
+                    "resume_from_checkpoint", "reranker_instruction")
 # st-qwen3emb flags that swift does not have (swift has no query/document instruction and no extra eval sets)
 _NOT_IN_SWIFT = ("query_instruction", "document_instruction", "eval_sts", "eval_retrieval")
 _SWIFT4_NAMES = {"train_type": "tuner_type"}  # ms-swift 4 renamed this flag (3.x: --train_type)
@@ -300,18 +300,32 @@ def _flag_value(value: Any) -> str:
     return shlex.quote(str(value))
 
 
-def _env_settings(args: dict[str, Any], prefix: str = "INFONCE_") -> dict[str, Any]:
-    """Loss settings swift reads from the environment (``INFONCE_*``) as args.json records them: flat keys in any
-    case (``infonce_temperature``) or an ``env`` object."""
-    found = {k.upper(): v for k, v in args.items() if k.upper().startswith(prefix) and v is not None}
+# The environment variables swift's losses and reranker sampling read, by loss family (name prefixes)
+_INFONCE_ENV = ("INFONCE_",)
+_RERANKER_ENV = ("MAX_POSITIVE_SAMPLES", "MAX_NEGATIVE_SAMPLES", "LISTWISE_RERANKER_")
+
+
+def _env_settings(args: dict[str, Any], prefixes: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Loss settings swift reads from the environment (``INFONCE_*``, the reranker's) as args.json records them:
+    flat keys in any case (``infonce_temperature``) or an ``env`` object; ``prefixes`` defaults to the loss's."""
+    prefixes = _loss_env_prefixes(args) if prefixes is None else prefixes
+    if not prefixes:
+        return {}
+    found = {k.upper(): v for k, v in args.items() if k.upper().startswith(prefixes) and v is not None}
     env = args.get("env")
     if isinstance(env, dict):
-        found.update({k.upper(): v for k, v in env.items() if k.upper().startswith(prefix) and v is not None})
+        found.update({k.upper(): v for k, v in env.items() if k.upper().startswith(prefixes) and v is not None})
     return found
 
 
 def _uses_infonce(args: dict[str, Any]) -> bool:
     return "infonce" in str(args.get("loss_type") or "")
+
+
+def _loss_env_prefixes(args: dict[str, Any]) -> tuple[str, ...]:
+    if _uses_infonce(args):
+        return _INFONCE_ENV
+    return _RERANKER_ENV if str(args.get("loss_type") or "").endswith("_reranker") else ()
 
 
 def command_flags(args: dict[str, Any], *, swift: bool) -> list[tuple[str, Any]]:
@@ -326,7 +340,7 @@ def command_flags(args: dict[str, Any], *, swift: bool) -> list[tuple[str, Any]]
     defaults = {f.name: f.default for f in flag_fields()}
     pairs = []
     for key, value in args.items():
-        if value is None or key in _RUN_RECORD_KEYS or key.upper().startswith("INFONCE_"):
+        if value is None or key in _RUN_RECORD_KEYS or key.upper().startswith(_INFONCE_ENV + _RERANKER_ENV):
             continue
         if isinstance(value, (list, tuple)) and not value:
             continue
@@ -352,7 +366,7 @@ def _same_value(value: Any, default: Any) -> bool:
 
 def build_command(args: dict[str, Any], program: str) -> str:
     """The ``st-qwen3emb sft`` or ``swift sft`` command line that reproduces the run recorded in ``args``."""
-    env = _env_settings(args) if _uses_infonce(args) else {}
+    env = _env_settings(args)
     head = " ".join(f"{k}={_flag_value(v)}" for k, v in env.items())
     lines = [f"{head} {program}" if head else program]
     lines += [f"    --{key} {_flag_value(value)}" for key, value in command_flags(args, swift=program.startswith("swift"))]
@@ -555,12 +569,11 @@ def _training_section(run: RunInfo) -> list[str]:
         lines.append("- **Dataset size:** " + ", ".join(sizes))
     if args.get("loss_type"):
         lines.append(f"- **Loss:** `{args['loss_type']}`")
-        if _uses_infonce(args):
-            env = _env_settings(args)
-            for key, value in env.items():
-                lines.append(f"  - `{key}` = `{_flag_value(value)}`")
-            if not env:
-                lines.append("  - the `INFONCE_*` settings in effect were not recorded in args.json")
+        env = _env_settings(args)
+        for key, value in env.items():
+            lines.append(f"  - `{key}` = `{_flag_value(value)}`")
+        if _uses_infonce(args) and not env:
+            lines.append("  - the `INFONCE_*` settings in effect were not recorded in args.json")
         if args.get("mrl_dims"):
             lines.append(f"  - Matryoshka dimensions (`mrl_dims`): `{json.dumps(args['mrl_dims'])}`")
     lines.append("")

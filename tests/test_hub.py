@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,6 +18,7 @@ from unittest import mock
 
 import httpx2
 import pytest
+from _link_copy import link_copy
 from huggingface_hub import HfApi
 from huggingface_hub.errors import HfHubHTTPError
 
@@ -28,24 +28,9 @@ from st_qwen3emb.model_card import write_model_card
 TOKEN = "hf_TESTtokenDoNotLeak0123456789abcdef"
 
 
-def _link_copy(src: Path, dst: Path) -> Path:
-    def link(a: str, b: str) -> None:
-        # only the big files are linked: tests rewrite small ones in place, which would write through a link
-        if os.path.getsize(a) < 1_000_000:
-            shutil.copy2(a, b)
-            return
-        try:
-            os.link(a, b)
-        except OSError:
-            shutil.copy2(a, b)
-
-    shutil.copytree(src, dst, copy_function=link)
-    return dst
-
-
 @pytest.fixture(scope="module")
 def carded_model(tmp_path_factory, tiny_qwen_st) -> Path:
-    model = _link_copy(tiny_qwen_st, tmp_path_factory.mktemp("push") / "model")
+    model = link_copy(tiny_qwen_st, tmp_path_factory.mktemp("push") / "model")
     write_model_card(model, base_model="Qwen/Qwen3-Embedding-0.6B")
     return model
 
@@ -206,7 +191,7 @@ def test_permanent_errors_are_not_retried(carded_model, fake_hub, capsys):
 )
 def test_refuses_a_folder_that_is_not_a_carded_model(tmp_path, carded_model, fake_hub, breakage, reason, capsys):
     fake = fake_hub()
-    model = _link_copy(carded_model, tmp_path / "broken")
+    model = link_copy(carded_model, tmp_path / "broken")
     breakage(model)
     with pytest.raises(hub.PushRefused, match=reason):
         hub.push_to_hub(model, "me/model")

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import textwrap
-
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from _plain_process import run_plain
 
 from st_qwen3emb import ModelLoadError, load_model, protocol
 
@@ -129,43 +125,15 @@ def test_tokenizer_without_eos_is_fixed_and_saved(tiny_qwen_causal, tmp_path):
 
 
 # --- portable save ----------------------------------------------------------------------------------------
-BLOCKED_IMPORT_SCRIPT = textwrap.dedent(
-    """
-    import importlib.abc, json, sys
-    class Block(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name == "st_qwen3emb" or name.startswith("st_qwen3emb."):
-                raise ImportError("st_qwen3emb is blocked in this process")
-    sys.meta_path.insert(0, Block())
+def encode_in_plain_process(folder, texts, tmp_path):
+    """Embeddings from a fresh Python in which st_qwen3emb cannot be imported (plain sentence-transformers)."""
+    body = """
     from sentence_transformers import SentenceTransformer
     model = SentenceTransformer(sys.argv[1])
     texts = json.loads(sys.argv[2])
-    out = {"query": model.encode_query(texts).tolist(), "document": model.encode_document(texts).tolist(),
-           "modules": sorted(type(m).__module__ for m in model)}
-    try:
-        import st_qwen3emb  # noqa: F401
-        out["blocked"] = False
-    except ImportError:
-        out["blocked"] = True
-    print("RESULT" + json.dumps(out))
+    out = {"query": model.encode_query(texts).tolist(), "document": model.encode_document(texts).tolist()}
     """
-)
-
-
-def encode_in_plain_process(folder, texts, tmp_path):
-    """Embeddings from a fresh Python in which st_qwen3emb cannot be imported (plain sentence-transformers)."""
-    script = tmp_path / "plain_load.py"
-    script.write_text(BLOCKED_IMPORT_SCRIPT)
-    proc = subprocess.run(
-        [sys.executable, str(script), str(folder), json.dumps(texts)],
-        capture_output=True, text=True, cwd=str(tmp_path), timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT"))
-    result = json.loads(line[len("RESULT"):])
-    assert result["blocked"] is True
-    assert all(m.startswith("sentence_transformers.") for m in result["modules"])
-    return result
+    return run_plain(body, folder, texts, tmp_path, "plain_load")
 
 
 def test_portable_save(tiny_qwen_causal, tmp_path):

@@ -7,13 +7,12 @@ evaluation summaries (contract 7) in tmp_path around the tiny Qwen3 sentence-tra
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
-import shutil
 from pathlib import Path
 
 import pytest
+from _link_copy import link_copy
 
 from st_qwen3emb.model_card import CardInputError, build_command, main, write_model_card
 
@@ -82,21 +81,8 @@ def _result(model: str, name: str, score: float, pearson: float, task="STSBenchm
 
 
 def _link_copy(src: Path, dst: Path) -> Path:
-    """A copy of the tiny model folder made of hard links (cheap), so a test may write its card into it."""
-
-    def link(a: str, b: str) -> None:
-        # only the big files are linked: tests rewrite small ones in place, which would write through a link
-        if os.path.getsize(a) < 1_000_000:
-            shutil.copy2(a, b)
-            return
-        try:
-            os.link(a, b)
-        except OSError:
-            shutil.copy2(a, b)
-
-    shutil.copytree(src, dst, copy_function=link)
-    (dst / "README.md").unlink(missing_ok=True)  # the card sentence-transformers wrote on save
-    return dst
+    """A copy of the tiny model folder made of hard links (cheap) and without a card, so a test may write its own."""
+    return link_copy(src, dst, drop_card=True)
 
 
 @pytest.fixture
@@ -292,11 +278,17 @@ def test_reranker_card_uses_text_ranking(tmp_path, tiny_qwen_st):
 
 
 def test_task_type_comes_from_the_run_when_not_given(run_dir):
-    args = {**ARGS, "task_type": "generative_reranker", "loss_type": "listwise_reranker", "model_type": "qwen3_reranker"}
+    args = {**ARGS, "task_type": "generative_reranker", "loss_type": "listwise_reranker", "model_type": "qwen3_reranker",
+            "reranker_instruction": "Judge relevance",
+            "env": {"MAX_NEGATIVE_SAMPLES": 3, "LISTWISE_RERANKER_TEMPERATURE": 0.5}}
     (run_dir / "args.json").write_text(json.dumps(args))
-    write_model_card(run_dir / "final")
+    text = write_model_card(run_dir / "final").read_text()
     meta = _card(run_dir / "final" / "README.md").data.to_dict()
     assert meta["pipeline_tag"] == "text-ranking" and "loss:listwise_reranker" in meta["tags"]
+    # the reranker's environment settings are shown and set in front of the command; INFONCE_* ones are not
+    assert "`MAX_NEGATIVE_SAMPLES` = `3`" in text and "`LISTWISE_RERANKER_TEMPERATURE` = `0.5`" in text
+    assert "MAX_NEGATIVE_SAMPLES=3 LISTWISE_RERANKER_TEMPERATURE=0.5 st-qwen3emb sft" in text
+    assert "INFONCE_" not in text and "--reranker_instruction" not in text
 
 
 def _python_blocks(text: str) -> list[str]:

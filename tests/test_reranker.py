@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
 import torch
+from _plain_process import run_plain
 
 from st_qwen3emb import protocol
 from st_qwen3emb.reranker import load_reranker
@@ -141,41 +139,14 @@ def test_rejects_non_qwen(minilm_dir):
 
 
 # --- portable save ---------------------------------------------------------------------------------------
-PLAIN_CE_SCRIPT = textwrap.dedent(
-    """
-    import json, sys, torch
-    from sentence_transformers import CrossEncoder
-    model = CrossEncoder(sys.argv[1])
-    pairs = json.loads(sys.argv[2])
-    out = {"scores": model.predict(pairs).tolist(), "modules": sorted(type(m).__module__ for m in model)}
-    try:
-        import st_qwen3emb  # noqa: F401
-        out["blocked"] = False
-    except ImportError:
-        out["blocked"] = True
-    print("RESULT" + json.dumps(out))
-    """
-)
-
-
 def predict_in_plain_process(folder, pairs, tmp_path):
     """Scores from a fresh Python in which st_qwen3emb cannot be imported (plain sentence-transformers)."""
-    from tests.test_model import BLOCKED_IMPORT_SCRIPT
-
-    # Reuse the import blocker of the embedding test, with a CrossEncoder body instead of the encoder one.
-    blocker = BLOCKED_IMPORT_SCRIPT.split("from sentence_transformers")[0]
-    script = tmp_path / "plain_ce.py"
-    script.write_text(blocker + PLAIN_CE_SCRIPT)
-    proc = subprocess.run(
-        [sys.executable, str(script), str(folder), json.dumps(pairs)],
-        capture_output=True, text=True, cwd=str(tmp_path), timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT"))
-    result = json.loads(line[len("RESULT"):])
-    assert result["blocked"] is True
-    assert all(m.startswith("sentence_transformers.") for m in result["modules"])
-    return np.array(result["scores"])
+    body = """
+    from sentence_transformers import CrossEncoder
+    model = CrossEncoder(sys.argv[1])
+    out = {"scores": model.predict(json.loads(sys.argv[2])).tolist()}
+    """
+    return np.array(run_plain(body, folder, pairs, tmp_path, "plain_ce")["scores"])
 
 
 def test_portable_save_scores_identically(tiny_reranker, tmp_path):
@@ -361,6 +332,11 @@ def test_training_steps_and_export(loss_type, train_type, tiny_reranker, tmp_pat
     assert any("eval_rerank_ndcg@10" in x and "eval_rerank_mrr@10" in x for x in lines)
     args = json.loads((run / "args.json").read_text())
     assert args["reranker_instruction"] == "Judge relevance" and args["loss_type"] == loss_type
+    expected_env = {"MAX_POSITIVE_SAMPLES": 1, "MAX_NEGATIVE_SAMPLES": 7}
+    if loss_type == "listwise_reranker":
+        expected_env.update({"LISTWISE_RERANKER_TEMPERATURE": 1.0, "LISTWISE_RERANKER_MIN_GROUP_SIZE": 2})
+    assert args["env"] == expected_env
+    assert (run / "final" / "training_curves.png").is_file()  # drawn before the card was written
     final = load_reranker(str(run / "final"))
     base = load_reranker(str(tiny_reranker), instruction="Judge relevance")
     assert not np.allclose(probe_scores(final), probe_scores(base), atol=1e-6)  # the weights moved

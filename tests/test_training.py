@@ -80,6 +80,7 @@ def test_full_run_layout_logs_eval_and_saved_prompts(tiny_qwen_causal, sts_file,
     args = json.loads((run / "args.json").read_text())
     assert args["model_type"] == "qwen3_emb" and args["train_rows"] == 6 and args["eval_rows"] == 2
     assert args["max_length"] == 32 and args["dataset"] == [str(sts_file)] and "st_qwen3emb_version" in args
+    assert args["env"] == {} and args["eval_steps"] == 2
     # 6 rows / batch 2 = 3 steps: checkpoints at 2 and 3 (the end), each loadable, last-checkpoint -> the newest
     assert sorted(p.name for p in run.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-3"]
     assert (run / "last-checkpoint").resolve() == (run / "checkpoint-3").resolve()
@@ -109,7 +110,8 @@ def test_full_run_layout_logs_eval_and_saved_prompts(tiny_qwen_causal, sts_file,
     assert not torch.allclose(final.encode(text, convert_to_tensor=True), base.encode(text, convert_to_tensor=True), atol=1e-4)
 
 
-def test_infonce_run_reports_swift_metrics(tiny_qwen_causal, pairs_file, tmp_path):
+def test_infonce_run_reports_swift_metrics(tiny_qwen_causal, pairs_file, tmp_path, monkeypatch):
+    monkeypatch.setenv("INFONCE_TEMPERATURE", "0.05")
     out = tmp_path / "out"
     argv = _flags(
         tiny_qwen_causal, pairs_file, out, "--loss_type", "infonce", "--max_steps", "2", "--val_dataset", str(pairs_file),
@@ -124,6 +126,10 @@ def test_infonce_run_reports_swift_metrics(tiny_qwen_causal, pairs_file, tmp_pat
     assert args["prompts"] == {"anchor": "Instruct: Find the paraphrase\nQuery:"}  # documents stay bare
     saved = json.loads((run / "final" / "config_sentence_transformers.json").read_text())["prompts"]
     assert saved["query"] == "Instruct: Find the paraphrase\nQuery:" and saved["document"] == ""
+    # the INFONCE_* settings in effect (variable or swift's default) are recorded and shown on the card
+    assert args["env"]["INFONCE_TEMPERATURE"] == 0.05 and args["env"]["INFONCE_USE_BATCH"] is True
+    card = (run / "final" / "README.md").read_text()
+    assert "`INFONCE_TEMPERATURE` = `0.05`" in card and "not recorded" not in card
 
 
 def test_lora_run_saves_adapter_checkpoints(tiny_qwen_causal, sts_file, tmp_path):

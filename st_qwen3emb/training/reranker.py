@@ -18,7 +18,6 @@ import random
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from st_qwen3emb import __version__
 from st_qwen3emb.config import ConfigError, RunConfig, has_eval_data, infer_model_type
 
 if TYPE_CHECKING:
@@ -108,7 +107,8 @@ def build_reranker_training_args(config: RunConfig, run_dir: Path, *, eval_names
 
     from st_qwen3emb.training.sft import build_training_args
 
-    base = build_training_args(config, run_dir, prompts={}, eval_enabled=has_eval_data(config), paired=None)
+    base = build_training_args(config, run_dir, prompts={}, eval_enabled=has_eval_data(config),
+                                best_metric=None)
     kwargs = {
         f.name: getattr(base, f.name)
         for f in dataclasses.fields(CrossEncoderTrainingArguments)
@@ -148,7 +148,7 @@ def reranker_trainer_class():
 
 def train_reranker(config: RunConfig) -> Path:
     """Train a Qwen3 reranker as ``swift sft --task_type generative_reranker`` would; return the run folder."""
-    from st_qwen3emb.training.run_dir import ARGS_FILE, find_resume_checkpoint, new_run_dir, write_json_atomic
+    from st_qwen3emb.training.sft import resume_checkpoint, run_trainer, start_run, with_lora
 
     if config.loss_type not in RERANKER_LOSSES:
         raise ConfigError(f"--task_type {config.task_type} needs --loss_type {' or '.join(RERANKER_LOSSES)}, "
@@ -157,78 +157,28 @@ def train_reranker(config: RunConfig) -> Path:
         raise ConfigError("--mrl_dims applies to embedding models, not rerankers")
     if config.document_instruction is not None:
         raise ConfigError("--document_instruction does not apply to rerankers; the instruction is --query_instruction")
-    resume = None
-    if config.resume_from_checkpoint:
-        try:
-            resume = find_resume_checkpoint(config.resume_from_checkpoint, config.output_dir)
-        except FileNotFoundError as err:
-            raise ConfigError(str(err)) from None
+    resume = resume_checkpoint(config)
     train_dataset, eval_samples = _load_data(config)
     evaluators = _build_evaluators(config, eval_samples)
 
     model, model_type = _load_model(config)
     if config.train_type == "lora":
-        from st_qwen3emb.lora import add_lora
-
-        targets = config.target_modules
-        model = add_lora(model, rank=config.lora_rank, alpha=config.lora_alpha, dropout=config.lora_dropout,
-                         target_modules=list(targets) if len(targets) > 1 else targets[0])
+        model = with_lora(model, config)
     from st_qwen3emb.losses import build_loss
 
     loss = build_loss(config.loss_type, model)
 
-    run_dir = new_run_dir(config.output_dir)
-    try:
-        args = build_reranker_training_args(config, run_dir, eval_names=[e.name for e in evaluators])
-    except ConfigError:
-        run_dir.rmdir()
-        raise
     from st_qwen3emb.reranker import model_instruction
 
-    resolved = {
-        **config.to_args_json(),
-        "model_type": model_type,
-        "learning_rate": args.learning_rate,
-        "eval_strategy": str(getattr(args.eval_strategy, "value", args.eval_strategy)),
-        "eval_steps": args.eval_steps if str(getattr(args.eval_strategy, "value", args.eval_strategy)) != "no" else None,
-        "max_length": model.max_seq_length,
-        "reranker_instruction": model_instruction(model),
-        "resume_from_checkpoint": str(resume) if resume else None,
-        "train_rows": len(train_dataset),
-        "eval_rows": len(eval_samples or []),
-        "run_dir": str(run_dir),
-        "st_qwen3emb_version": __version__,
-    }
-    write_json_atomic(run_dir / ARGS_FILE, resolved)
-    return _run(model, args, loss, train_dataset, evaluators, run_dir, resume)
-
-
-def _run(model, args, loss, train_dataset, evaluators, run_dir: Path, resume: Path | None) -> Path:
-    """The embedding trainer's ``_run_trainer`` with the CrossEncoder trainer class (it hard-codes its own)."""
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
-
-    from st_qwen3emb.training.callbacks import CurvesCallback, LossProgressCallback, SignalCallback, SwiftLogCallback
-    from st_qwen3emb.training.run_dir import BEST_LINK, FINAL_DIR, atomic_dir, list_checkpoints, point_link
-    from st_qwen3emb.training.sft import TrainingInterrupted, _write_card
-
-    log_cb, signal_cb = SwiftLogCallback(run_dir), SignalCallback()
-    trainer = reranker_trainer_class()(
-        model=model, args=args, train_dataset=train_dataset, loss=loss,
-        evaluator=(evaluators[0] if len(evaluators) == 1 else evaluators) or None,
-        callbacks=[log_cb, signal_cb, CurvesCallback(run_dir, log_cb)],
+    run_dir, args = start_run(
+        config,
+        lambda folder: build_reranker_training_args(config, folder, eval_names=[e.name for e in evaluators]),
+        model=model,
+        model_type=model_type,
+        resume=resume,
+        train_rows=len(train_dataset),
+        eval_rows=len(eval_samples or []),
+        record={"reranker_instruction": model_instruction(model)},
     )
-    trainer.remove_callback(PrinterCallback)
-    trainer.remove_callback(ProgressCallback)
-    if not args.disable_tqdm:
-        trainer.add_callback(LossProgressCallback())
-    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    if trainer.state.best_model_checkpoint and Path(trainer.state.best_model_checkpoint).is_dir():
-        point_link(run_dir, BEST_LINK, Path(trainer.state.best_model_checkpoint))
-    if signal_cb.received is not None:
-        checkpoints = list_checkpoints(run_dir)
-        raise TrainingInterrupted(run_dir, checkpoints[-1] if checkpoints else None, signal_cb.received)
-    if trainer.is_world_process_zero():
-        with atomic_dir(run_dir / FINAL_DIR) as tmp:
-            model.save(str(tmp))
-            _write_card(tmp, run_dir)
-    return run_dir
+    return run_trainer(model, args, loss, train_dataset, None, evaluators, run_dir, resume,
+                       trainer_class=reranker_trainer_class())

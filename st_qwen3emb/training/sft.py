@@ -8,6 +8,7 @@ bad command fails in seconds and leaves nothing behind.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -259,6 +260,101 @@ def _write_card(final_dir: Path, run_dir: Path) -> None:
     write_model_card(final_dir, run_dir=run_dir)
 
 
+def resume_checkpoint(config: RunConfig) -> Path | None:
+    """The checkpoint ``--resume_from_checkpoint`` names (a checkpoint, a run folder or ``last``), found up front."""
+    if not config.resume_from_checkpoint:
+        return None
+    try:
+        return find_resume_checkpoint(config.resume_from_checkpoint, config.output_dir)
+    except FileNotFoundError as err:
+        raise ConfigError(str(err)) from None
+
+
+def with_lora(model, config: RunConfig):
+    """``model`` with the LoRA adapter of ``--lora_rank/--lora_alpha/--lora_dropout/--target_modules``."""
+    from st_qwen3emb.lora import add_lora
+
+    targets = config.target_modules
+    return add_lora(
+        model,
+        rank=config.lora_rank,
+        alpha=config.lora_alpha,
+        dropout=config.lora_dropout,
+        target_modules=list(targets) if len(targets) > 1 else targets[0],
+    )
+
+
+def loss_environment(loss_type: str) -> dict[str, Any]:
+    """The environment-variable settings (swift's spelling) the loss and the data sampling use in this run.
+
+    swift's losses read these variables instead of flags, so args.json records the values in effect (variable or
+    default) under ``"env"``; the model card shows them and puts them in front of the reproduced command.
+    """
+    env: dict[str, Any] = {}
+    if "infonce" in loss_type:
+        from st_qwen3emb.losses.env import ENV_VARIABLES, resolve_infonce_options
+
+        options = resolve_infonce_options()
+        env.update({name: getattr(options, field) for field, name in ENV_VARIABLES.items()})
+    elif loss_type in ("pointwise_reranker", "listwise_reranker"):
+        from st_qwen3emb.data.reranker import MAX_NEGATIVE_ENV, MAX_POSITIVE_ENV, sample_limits
+
+        env[MAX_POSITIVE_ENV], env[MAX_NEGATIVE_ENV] = sample_limits()
+        if loss_type == "listwise_reranker":
+            from st_qwen3emb.losses import reranker as losses
+
+            env[losses.TEMPERATURE_ENV] = losses.env_number(losses.TEMPERATURE_ENV, losses.DEFAULT_TEMPERATURE, float)
+            env[losses.MIN_GROUP_SIZE_ENV] = losses.env_number(
+                losses.MIN_GROUP_SIZE_ENV, losses.DEFAULT_MIN_GROUP_SIZE, int
+            )
+    return {name: value for name, value in env.items() if value is not None}
+
+
+def start_run(
+    config: RunConfig,
+    build_args: Callable[[Path], Any],
+    *,
+    model,
+    model_type: str | None,
+    resume: Path | None,
+    train_rows: int,
+    eval_rows: int,
+    record: dict[str, Any],
+) -> tuple[Path, Any]:
+    """The run folder and its training arguments (``build_args(run_dir)``), with args.json written in it.
+
+    Shared by the embedding and reranker runs. Under several processes rank 0 creates the folder and every process
+    gets its path, so all write checkpoints to one place; args.json is written once, by rank 0. Invalid training
+    arguments remove the empty folder again. ``record``: the run's own entries for args.json.
+    """
+    run_dir = distributed.share_from_main(lambda: new_run_dir(config.output_dir))  # one folder for all processes
+    try:
+        args = build_args(run_dir)
+    except ConfigError:
+        if distributed.is_main_process():
+            run_dir.rmdir()
+        raise
+    strategy = str(getattr(args.eval_strategy, "value", args.eval_strategy))
+    resolved = {
+        **config.to_args_json(),
+        "model_type": model_type,
+        "learning_rate": args.learning_rate,
+        "eval_strategy": strategy,
+        "eval_steps": args.eval_steps if strategy != "no" else None,
+        "max_length": model.max_seq_length,
+        "resume_from_checkpoint": str(resume) if resume else None,
+        "train_rows": train_rows,
+        "eval_rows": eval_rows,
+        **record,
+        "env": loss_environment(config.loss_type),
+        "run_dir": str(run_dir),
+        "st_qwen3emb_version": __version__,
+    }
+    if distributed.is_main_process():
+        write_json_atomic(run_dir / ARGS_FILE, resolved)
+    return run_dir, args
+
+
 def train(config: RunConfig) -> Path:
     """Run one training as ``swift sft`` would; return the run folder (the model is in ``<run>/final``).
 
@@ -273,12 +369,7 @@ def train(config: RunConfig) -> Path:
         return train_reranker(config)
 
     # --- checks that need no model -------------------------------------------------------------
-    resume = None
-    if config.resume_from_checkpoint:
-        try:
-            resume = find_resume_checkpoint(config.resume_from_checkpoint, config.output_dir)
-        except FileNotFoundError as err:
-            raise ConfigError(str(err)) from None
+    resume = resume_checkpoint(config)
     from st_qwen3emb.losses import loss_spec
 
     try:
@@ -303,51 +394,29 @@ def train(config: RunConfig) -> Path:
     )
     model.prompts = {**model.prompts, **prompts.saved}
     if config.train_type == "lora":
-        from st_qwen3emb.lora import add_lora
-
-        model = add_lora(
-            model,
-            rank=config.lora_rank,
-            alpha=config.lora_alpha,
-            dropout=config.lora_dropout,
-            target_modules=list(config.target_modules) if len(config.target_modules) > 1 else config.target_modules[0],
-        )
+        model = with_lora(model, config)
     from st_qwen3emb.losses import build_loss
 
     loss = build_loss(config.loss_type, model, mrl_dims=mrl_dims)
     evaluators = _build_evaluators(config, eval_dataset, prompts, paired)
 
     # --- the run folder and the trainer ---------------------------------------------------------------
-    run_dir = distributed.share_from_main(lambda: new_run_dir(config.output_dir))  # one folder for all processes
-    try:
-        args = build_training_args(
+    run_dir, args = start_run(
+        config,
+        lambda folder: build_training_args(
             config,
-            run_dir,
+            folder,
             prompts=prompts.columns,
             eval_enabled=has_eval_data(config),
             best_metric=best_metric(config, eval_dataset is not None, paired),
-        )
-    except ConfigError:
-        if distributed.is_main_process():
-            run_dir.rmdir()
-        raise
-    resolved = {
-        **config.to_args_json(),
-        "model_type": model_type,
-        "learning_rate": args.learning_rate,
-        "eval_strategy": str(getattr(args.eval_strategy, "value", args.eval_strategy)),
-        "eval_steps": args.eval_steps if str(args.eval_strategy) != "no" else None,
-        "max_length": model.max_seq_length,
-        "resume_from_checkpoint": str(resume) if resume else None,
-        "train_rows": len(train_dataset),
-        "eval_rows": len(eval_dataset) if eval_dataset is not None else 0,
-        "prompts": prompts.columns,
-        "saved_prompts": dict(model.prompts),
-        "run_dir": str(run_dir),
-        "st_qwen3emb_version": __version__,
-    }
-    if distributed.is_main_process():
-        write_json_atomic(run_dir / ARGS_FILE, resolved)
+        ),
+        model=model,
+        model_type=model_type,
+        resume=resume,
+        train_rows=len(train_dataset),
+        eval_rows=len(eval_dataset) if eval_dataset is not None else 0,
+        record={"prompts": prompts.columns, "saved_prompts": dict(model.prompts)},
+    )
     return run_trainer(model, args, loss, train_dataset, eval_dataset, evaluators, run_dir, resume)
 
 

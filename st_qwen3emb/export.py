@@ -172,19 +172,20 @@ def probe_embeddings(model: SentenceTransformer) -> np.ndarray:
     return np.concatenate([model.encode_query(texts), model.encode_document(texts)])
 
 
-def _tolerance(model: SentenceTransformer) -> float:
+def _tolerance(model: Any, *, float32: float = 1e-5, half: float = 2e-2) -> float:
+    """How far the probe outputs may move: ``float32`` for a float32 model, else ``half``."""
     import torch
 
     # Merging in half precision rounds each merged weight once; float32 merges are exact to ~1e-7.
-    return 1e-5 if next(model.parameters()).dtype == torch.float32 else 2e-2
+    return float32 if next(model.parameters()).dtype == torch.float32 else half
 
 
-def _assert_same(expected: np.ndarray, got: np.ndarray, tol: float, what: str) -> None:
+def _assert_same(expected: np.ndarray, got: np.ndarray, tol: float, what: str, outputs: str = "the embeddings") -> None:
     import numpy as np
 
     diff = float(np.max(np.abs(expected - got)))
     if not diff <= tol:
-        raise ExportError(f"{what} changed the embeddings (max abs difference {diff:.2e} > {tol:.0e}); nothing exported")
+        raise ExportError(f"{what} changed {outputs} (max abs difference {diff:.2e} > {tol:.0e}); nothing exported")
 
 
 # --- the legacy layout ----------------------------------------------------------------------------

@@ -28,8 +28,10 @@ from typing import TYPE_CHECKING
 from st_qwen3emb import lora
 from st_qwen3emb.export import (
     ExportError,
+    _assert_same,
     _move_into_place,
     _stage_checkpoint,
+    _tolerance,
     default_output_dir,
     find_run_dir,
     resolve_base_model,
@@ -54,20 +56,6 @@ def probe_scores(model: CrossEncoder) -> np.ndarray:
     import torch
 
     return model.predict(list(PROBE_PAIRS), activation_fn=torch.nn.Identity())
-
-
-def _tolerance(model: CrossEncoder) -> float:
-    import torch
-
-    return 1e-4 if next(model.parameters()).dtype == torch.float32 else 5e-2
-
-
-def _assert_same(expected: np.ndarray, got: np.ndarray, tol: float, what: str) -> None:
-    import numpy as np
-
-    diff = float(np.max(np.abs(expected - got)))
-    if not diff <= tol:
-        raise ExportError(f"{what} changed the reranker scores (max abs difference {diff:.2e} > {tol:.0e}); nothing exported")
 
 
 def _load_checkpoint(checkpoint: Path, staged: Path | None) -> CrossEncoder:
@@ -129,11 +117,11 @@ def _build(checkpoint: Path, built: Path, scratch: Path, *, base: str | None, me
         _stage_checkpoint(checkpoint, staged, base)
     model = _load_checkpoint(checkpoint, staged)
     model.eval()
-    tol = _tolerance(model)
+    tol = _tolerance(model, float32=1e-4, half=5e-2)
     reference = probe_scores(model)
     if merge:
         lora.merge_lora(model)
-        _assert_same(reference, probe_scores(model), tol, "merging the adapter")
+        _assert_same(reference, probe_scores(model), tol, "merging the adapter", "the reranker scores")
 
     if format == "seq-cls":
         hf_dir = scratch / "seq-cls"
@@ -149,7 +137,7 @@ def _build(checkpoint: Path, built: Path, scratch: Path, *, base: str | None, me
         raise ExportError(f"the export still holds adapter files {leftovers}")
     _write_card(built, checkpoint, base)
     reloaded = load_reranker(str(built), device="cpu")
-    _assert_same(reference, probe_scores(reloaded), tol, "saving and reloading the export")
+    _assert_same(reference, probe_scores(reloaded), tol, "saving and reloading the export", "the reranker scores")
 
 
 def _write_card(folder: Path, checkpoint: Path, base_model: str | None) -> None:

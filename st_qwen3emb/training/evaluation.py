@@ -101,17 +101,8 @@ def build_loss_evaluator(
 ):
     """swift's eval metrics for the loss family: paired (labelled pairs) or infonce-style (positives, negatives)."""
     if paired:
-        from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator
-
-        return EmbeddingSimilarityEvaluator(
-            _prefixed(eval_dataset["anchor"], anchor_prompt),
-            _prefixed(eval_dataset["positive"], document_prompt),
-            [float(x) for x in eval_dataset["label"]],
-            batch_size=batch_size,
-            main_similarity="cosine",
-            similarity_fn_names=SIMILARITY_FNS,
-            name="",
-            write_csv=False,
+        return _similarity_evaluator(
+            eval_dataset, anchor_prompt, document_prompt, name="", fn_names=SIMILARITY_FNS, batch_size=batch_size
         )
     neg_cols = negative_columns(eval_dataset.column_names)
     negatives = [[row[c] for c in neg_cols if row[c]] for row in eval_dataset] if neg_cols else [[]] * len(eval_dataset)
@@ -128,15 +119,23 @@ def build_loss_evaluator(
 
 def build_sts_evaluator(dataset: Dataset, *, name: str, prompt: str | None, batch_size: int):
     """Spearman on an STS set (labels already 0..1 from the data package)."""
+    return _similarity_evaluator(dataset, prompt, prompt, name=name, fn_names=["cosine"], batch_size=batch_size)
+
+
+def _similarity_evaluator(
+    dataset: Dataset, anchor_prompt: str | None, positive_prompt: str | None, *, name: str, fn_names: list[str],
+    batch_size: int,
+):
+    """``EmbeddingSimilarityEvaluator`` on the anchor/positive/label columns, cosine as the main similarity."""
     from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator
 
     return EmbeddingSimilarityEvaluator(
-        _prefixed(dataset["anchor"], prompt),
-        _prefixed(dataset["positive"], prompt),
+        _prefixed(dataset["anchor"], anchor_prompt),
+        _prefixed(dataset["positive"], positive_prompt),
         [float(x) for x in dataset["label"]],
         batch_size=batch_size,
         main_similarity="cosine",
-        similarity_fn_names=["cosine"],
+        similarity_fn_names=fn_names,
         name=name,
         write_csv=False,
     )

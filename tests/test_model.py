@@ -187,3 +187,9 @@ def test_fallback_tokenizer_model(tmp_path):
     eos_id = tokenizer.convert_tokens_to_ids(protocol.EOS_TOKEN)
     assert (model.preprocess(DOCUMENTS)["input_ids"][:, -1] == eos_id).all()
     np.testing.assert_allclose(model.encode(DOCUMENTS), reference_embeddings(path, DOCUMENTS), atol=1e-5)
+
+
+def test_empty_query_instruction_means_bare_queries(tiny_qwen_causal):
+    model = load_model(str(tiny_qwen_causal), query_instruction="")
+    assert model.prompts["query"] == ""
+    np.testing.assert_allclose(model.encode_query(QUERIES), reference_embeddings(tiny_qwen_causal, QUERIES), atol=1e-5)

@@ -301,6 +301,9 @@ def test_resolve_prompts_rules():
     asym = resolve_prompts(symmetric=False, is_qwen=True, model_prompts=model_prompts, query_instruction=None,
                            document_instruction=None, columns=["anchor", "positive", "negative_1"])  # fmt: skip
     assert asym.columns == {"anchor": "Instruct: web\nQuery:"} and asym.saved == model_prompts
+    bare = resolve_prompts(symmetric=True, is_qwen=True, model_prompts=model_prompts, query_instruction="",
+                           document_instruction=None, columns=["anchor", "positive"])  # fmt: skip
+    assert bare.columns == {} and bare.saved == {"STS": "", "PairClassification": "", "query": ""}  # swift's inputs
     other = resolve_prompts(symmetric=True, is_qwen=False, model_prompts={}, query_instruction=None,
                             document_instruction=None, columns=["anchor", "positive"])  # fmt: skip
     assert other.columns == {} and other.saved == {}

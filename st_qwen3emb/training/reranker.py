@@ -181,4 +181,4 @@ def train_reranker(config: RunConfig) -> Path:
         record={"reranker_instruction": model_instruction(model)},
     )
     return run_trainer(model, args, loss, train_dataset, None, evaluators, run_dir, resume,
-                       trainer_class=reranker_trainer_class())
+                       trainer_class=reranker_trainer_class(), embedding_grad=config.embedding_grad)

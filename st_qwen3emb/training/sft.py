@@ -88,6 +88,7 @@ def resolve_prompts(
       ``--document_instruction`` (``""`` for bare) overrides the second side. The saved model's ``STS`` and
       ``PairClassification`` prompts become that prompt (mteb uses them), ``query``/``document`` change only when
       the flags were given;
+    - an empty instruction (``--query_instruction ""``) means bare text on that side, as swift trains;
     - other models: their own query/document prompts for retrieval losses, none for pair losses.
     """
     if not is_qwen and (query_instruction is not None or document_instruction is not None):
@@ -97,7 +98,11 @@ def resolve_prompts(
         anchor = "" if symmetric else model_prompts.get("query", "")
         document = "" if symmetric else model_prompts.get("document", "")
     elif symmetric:
-        anchor = protocol.query_prompt(query_instruction or protocol.SIMILARITY_INSTRUCTION)
+        anchor = (
+            protocol.query_prompt(protocol.SIMILARITY_INSTRUCTION)
+            if query_instruction is None
+            else _instruction_prompt(query_instruction)
+        )
         document = anchor if document_instruction is None else _instruction_prompt(document_instruction)
         if document == anchor:
             saved.update({task_type: anchor for task_type in protocol.SYMMETRIC_TASK_TYPES})
@@ -106,7 +111,7 @@ def resolve_prompts(
         if document_instruction is not None:
             saved["document"] = document
     else:
-        anchor = protocol.query_prompt(query_instruction) if query_instruction else model_prompts.get("query", "")
+        anchor = _instruction_prompt(query_instruction) if query_instruction is not None else model_prompts.get("query", "")
         if document_instruction is not None:
             document = _instruction_prompt(document_instruction)
         else:
@@ -417,7 +422,10 @@ def train(config: RunConfig) -> Path:
         eval_rows=len(eval_dataset) if eval_dataset is not None else 0,
         record={"prompts": prompts.columns, "saved_prompts": dict(model.prompts)},
     )
-    return run_trainer(model, args, loss, train_dataset, eval_dataset, evaluators, run_dir, resume)
+    return run_trainer(
+        model, args, loss, train_dataset, eval_dataset, evaluators, run_dir, resume,
+        embedding_grad=config.embedding_grad,
+    )
 
 
 def run_trainer(
@@ -431,10 +439,13 @@ def run_trainer(
     resume: Path | None,
     *,
     trainer_class: type | None = None,
+    embedding_grad: str = "rows",
 ) -> Path:
     """Train with the swift callbacks, then link the best checkpoint and write ``final/`` (shared with rerankers).
 
     ``trainer_class``: ``SwiftTrainer`` by default; the reranker passes its CrossEncoder trainer.
+    ``embedding_grad``: ``"rows"`` trains with the row-wise word-embedding gradient where it is exact
+    (``st_qwen3emb.training.speed``), ``"dense"`` with PyTorch's dense one.
     """
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
@@ -459,7 +470,12 @@ def run_trainer(
     trainer.remove_callback(ProgressCallback)
     if not args.disable_tqdm:
         trainer.add_callback(LossProgressCallback())
-    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    from st_qwen3emb.training.speed import row_embedding_grad
+
+    with row_embedding_grad(
+        model, enabled=embedding_grad == "rows", world_size=args.world_size, deepspeed=args.deepspeed
+    ):
+        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
 
     if trainer.state.best_model_checkpoint and Path(trainer.state.best_model_checkpoint).is_dir():
         point_link(run_dir, BEST_LINK, Path(trainer.state.best_model_checkpoint))

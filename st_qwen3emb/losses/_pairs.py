@@ -14,15 +14,12 @@ def pair_embeddings(
     model: nn.Module, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None, loss_name: str
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Embed the ``anchor`` and ``positive`` columns and return ``(u, v, labels as float)``."""
-    from sentence_transformers.base.losses.merged_forward import embed_columns
+    from st_qwen3emb.losses._forward import embed_columns
 
     sentence_features = list(sentence_features)
     if len(sentence_features) != 2:
         raise ValueError(f"{loss_name} takes exactly two text columns (anchor, positive), got {len(sentence_features)}")
-    # Both sides of a pair are sentences of one kind (STS-style), so they share one forward pass: half the
-    # passes through the vocabulary-sized embedding and the layers. sentence-transformers keeps the first column
-    # apart by default (for short queries vs long documents); it still splits when the columns' prompts differ.
-    u, v = embed_columns(model, sentence_features, separate_first=False)
+    u, v = embed_columns(model, sentence_features)
     return u, v, pair_labels(labels, u.shape[0], loss_name).to(u.dtype)
 
 

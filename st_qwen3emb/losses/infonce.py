@@ -210,7 +210,7 @@ class InfoNCELoss(nn.Module):
         )
 
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
-        from sentence_transformers.base.losses.merged_forward import embed_columns
+        from st_qwen3emb.losses._forward import embed_columns
 
         options = self.options
         columns = self.select_columns(list(sentence_features), options)

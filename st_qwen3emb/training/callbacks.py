@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import signal
 import sys
 import time
@@ -19,6 +18,7 @@ from typing import Any
 from transformers import TrainerCallback
 from transformers.trainer_callback import ProgressCallback
 
+from st_qwen3emb.training.curves import draw_in_child_process
 from st_qwen3emb.training.run_dir import CURVES_FILE, LOG_FILE
 
 # swift's train-line keys, in swift's order
@@ -175,42 +175,6 @@ class SignalCallback(TrainerCallback):
         self._previous.clear()
 
 
-def plot_training_curves(records: list[dict[str, Any]], path: Path) -> Path | None:
-    """Loss and each eval metric against steps (one panel each) from swift-style records; atomic write."""
-    train = [(int(r["global_step/max_steps"].split("/")[0]), r["loss"]) for r in records if "loss" in r]
-    eval_keys = sorted({k for r in records for k in r if k.startswith("eval_") and isinstance(r[k], (int, float))})
-    eval_keys = [k for k in eval_keys if not k.endswith(("_runtime", "_per_second"))]
-    if not train and not eval_keys:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    panels = (["loss"] if train else []) + eval_keys
-    cols = min(3, len(panels))
-    rows = math.ceil(len(panels) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.2 * rows), squeeze=False)
-    for ax, key in zip(axes.flat, panels, strict=False):
-        if key == "loss":
-            points = train
-        else:
-            points = [(int(r["global_step/max_steps"].split("/")[0]), r[key]) for r in records if key in r]
-        xs, ys = zip(*points, strict=True)
-        ax.plot(xs, ys, marker="o" if len(xs) < 30 else None, markersize=3)
-        ax.set_title(key)
-        ax.set_xlabel("step")
-        ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(panels) :]:
-        ax.axis("off")
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
-
-
 class CurvesCallback(TrainerCallback):
     """Draws ``training_curves.png`` at the end of training (also after a signal or an early stop)."""
 
@@ -220,4 +184,4 @@ class CurvesCallback(TrainerCallback):
 
     def on_train_end(self, args, state, control, **kwargs):
         if state.is_world_process_zero:
-            plot_training_curves(self.log_callback.records, self.path)
+            draw_in_child_process(self.log_callback.records, self.path)

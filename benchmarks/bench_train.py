@@ -116,6 +116,28 @@ def run_once(cmd: list[str], out: Path, env: dict[str, str]) -> dict:
     return json.loads((out / "report.json").read_text())
 
 
+def loss_curve(impl: str, out: Path) -> dict[int, float]:
+    """Logged training loss by optimizer step (ours: logging.jsonl, plain: the trainer's log history)."""
+    if impl == "ours":
+        log = next((out / "run").glob("v*/logging.jsonl"))
+        records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+        return {int(r["global_step/max_steps"].split("/")[0]): float(r["loss"]) for r in records if "loss" in r}
+    if impl == "plain":
+        history = json.loads((out / "run" / "log_history.json").read_text())
+        return {int(r["step"]): float(r["loss"]) for r in history if "loss" in r}
+    return {}
+
+
+def compare_curves(ours: dict[int, float], plain: dict[int, float]) -> dict | None:
+    """Correctness first: the fast path's loss curve against the plain path's, same seed, same data order."""
+    steps = sorted(set(ours) & set(plain))
+    if not steps:
+        return None
+    rel = [abs(ours[s] - plain[s]) / max(abs(plain[s]), 1e-12) for s in steps]
+    return {"steps": steps, "ours": [ours[s] for s in steps], "plain": [plain[s] for s in steps],
+            "max_relative_difference": max(rel)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--swift-python", help="a Python interpreter with ms-swift 4.6 installed")
@@ -151,6 +173,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{variant:8s} {impl:6s} run {repeat}: {report['samples_per_s']:.1f} samples/s, "
                       f"first step {report['start_to_first_step_s']:.1f} s, wall {report['wall_s']:.1f} s, "
                       f"peak {report['peak_rss_mib']:.0f} MiB", flush=True)
+        curves = None
+        if {"ours", "plain"} <= set(impls):
+            first = {impl: loss_curve(impl, workdir / "runs" / f"{variant}-{impl}-0") for impl in ("ours", "plain")}
+            curves = compare_curves(first["ours"], first["plain"])
+            if curves:
+                print(f"{variant}: loss curves of ours and plain differ by at most "
+                      f"{curves['max_relative_difference']:.2e} (relative) over {len(curves['steps'])} logged steps")
         medians = {
             impl: {key: statistics.median(r[key] for r in reports) for key in
                    ("samples_per_s", "tokens_per_s", "start_to_first_step_s", "wall_s", "peak_rss_mib")}
@@ -165,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
                     / medians[base]["start_to_first_step_s"],
                     "peak_rss_mib": medians["ours"]["peak_rss_mib"] / medians[base]["peak_rss_mib"],
                 }
-        results[variant] = {"rows": n_rows, "tokens": n_tokens, "medians": medians, "ratios": ratios, "runs": runs}
+        results[variant] = {"rows": n_rows, "tokens": n_tokens, "medians": medians, "ratios": ratios,
+                            "loss_curves": curves, "runs": runs}
         print(json.dumps({"variant": variant, "medians": medians, "ratios": ratios}, indent=2), flush=True)
 
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -60,7 +60,11 @@ def main() -> None:
         dataloader_drop_last=True,
         disable_tqdm=True,
     )
-    SentenceTransformerTrainer(model=model, args=training_args, train_dataset=data, loss=loss).train()
+    trainer = SentenceTransformerTrainer(model=model, args=training_args, train_dataset=data, loss=loss)
+    trainer.train()
+    # the logged losses, so the benchmark can compare loss curves with ours
+    with open(f"{args.output_dir}/log_history.json", "w", encoding="utf-8") as f:
+        json.dump(trainer.state.log_history, f)
 
 
 if __name__ == "__main__":

@@ -117,7 +117,8 @@ def build_qwen3_checkpoint(
         vocab_size=max(fields.get("vocab_size", 0), len(tokenizer)) if skeleton is not None else len(tokenizer),
         bos_token_id=eos_id,
         eos_token_id=eos_id,
-        pad_token_id=eos_id,
+        # no pad_token_id, as upstream: it would make <|endoftext|> the embedding's padding_idx (a zero, untrained row)
+        pad_token_id=None,
         dtype="float32",
     )
     config = Qwen3Config(**fields)

@@ -195,7 +195,8 @@ def apply_qwen3_protocol(
 
 
 # --- loading ----------------------------------------------------------------------------------------
-def _model_kwargs(dtype: str | torch.dtype | None, attn_implementation: str | None) -> dict[str, Any]:
+def transformers_kwargs(dtype: str | torch.dtype | None, attn_implementation: str | None) -> dict[str, Any]:
+    """The ``model_kwargs`` for sentence-transformers: only what the caller set."""
     kwargs: dict[str, Any] = {}
     if dtype is not None:
         kwargs["dtype"] = dtype
@@ -228,6 +229,28 @@ def _build_from_bare_checkpoint(
     )
     pooling = Pooling(transformer.get_embedding_dimension(), pooling_mode="lasttoken", include_prompt=True)
     return SentenceTransformer(modules=[transformer, pooling, Normalize()], device=device, similarity_fn_name="cosine")
+
+
+def instantiate(
+    model_class: type, name_or_path: str, folder: Path | None, *, device: str | None, revision: str | None,
+    trust_remote_code: bool, model_kwargs: dict[str, Any],
+) -> Any:
+    """``SentenceTransformer(...)`` or ``CrossEncoder(...)`` from a local folder or Hub id, with a clear Hub error."""
+    try:
+        return model_class(
+            str(folder) if folder is not None else name_or_path,
+            device=device,
+            revision=revision,
+            trust_remote_code=trust_remote_code,
+            model_kwargs=model_kwargs or None,
+        )
+    except OSError as err:
+        if folder is None:
+            raise ModelLoadError(
+                f"could not load {name_or_path!r} from the Hugging Face Hub ({err}). If you are offline, "
+                "pass a local folder instead."
+            ) from err
+        raise
 
 
 def load_model(
@@ -267,28 +290,17 @@ def load_model(
             "For other models set prompts on the SentenceTransformer instead."
         )
 
-    model_kwargs = _model_kwargs(dtype, attn_implementation)
+    model_kwargs = transformers_kwargs(dtype, attn_implementation)
     has_st_files = folder is not None and ((folder / _ST_MARKER).is_file() or (folder / "adapter_config.json").is_file())
     if is_qwen and folder is not None and not has_st_files:
         model = _build_from_bare_checkpoint(
             str(folder), device=device, model_kwargs=model_kwargs, revision=revision, trust_remote_code=trust_remote_code
         )
     else:
-        try:
-            model = SentenceTransformer(
-                str(folder) if folder is not None else name_or_path,
-                device=device,
-                revision=revision,
-                trust_remote_code=trust_remote_code,
-                model_kwargs=model_kwargs or None,
-            )
-        except OSError as err:
-            if folder is None:
-                raise ModelLoadError(
-                    f"could not load {name_or_path!r} from the Hugging Face Hub ({err}). If you are offline, "
-                    "pass a local folder instead."
-                ) from err
-            raise
+        model = instantiate(
+            SentenceTransformer, name_or_path, folder, device=device, revision=revision,
+            trust_remote_code=trust_remote_code, model_kwargs=model_kwargs,
+        )
 
     if is_qwen:
         apply_qwen3_protocol(model, max_seq_length=max_seq_length, query_instruction=query_instruction)

@@ -22,7 +22,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from st_qwen3emb import protocol
-from st_qwen3emb.model import QWEN3_MODEL_TYPES, ModelLoadError, resolve_local_folder
+from st_qwen3emb.model import (
+    QWEN3_MODEL_TYPES,
+    ModelLoadError,
+    instantiate,
+    resolve_local_folder,
+    transformers_kwargs,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -165,25 +171,8 @@ def load_reranker(
             f"{name_or_path!r} is a {architectures[0]}; a Qwen3 reranker is a Qwen3ForCausalLM (or its "
             "Qwen3ForSequenceClassification conversion)"
         )
-    model_kwargs: dict[str, Any] = {}
-    if dtype is not None:
-        model_kwargs["dtype"] = dtype
-    if attn_implementation is not None:
-        model_kwargs["attn_implementation"] = attn_implementation
-    folder = resolve_local_folder(name_or_path)
-    try:
-        model = CrossEncoder(
-            str(folder) if folder is not None else name_or_path,
-            device=device,
-            revision=revision,
-            trust_remote_code=trust_remote_code,
-            model_kwargs=model_kwargs or None,
-        )
-    except OSError as err:
-        if folder is None:
-            raise ModelLoadError(
-                f"could not load {name_or_path!r} from the Hugging Face Hub ({err}). If you are offline, pass a "
-                "local folder instead."
-            ) from err
-        raise
+    model = instantiate(
+        CrossEncoder, name_or_path, resolve_local_folder(name_or_path), device=device, revision=revision,
+        trust_remote_code=trust_remote_code, model_kwargs=transformers_kwargs(dtype, attn_implementation),
+    )
     return apply_reranker_protocol(model, instruction=instruction, max_length=max_length)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from st_qwen3emb.evaluation.instructions import PromptChoice, sts_prompt
 from st_qwen3emb.evaluation.measure import measure_encoding
 from st_qwen3emb.evaluation.summary import result_entry
+from st_qwen3emb.figures import save_figure
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -246,8 +247,4 @@ def plot_results(results: list[dict[str, Any]], path: str | Path) -> Path:
     # Below the axes: inside, it would cover the bars, which all reach high.
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=min(len(results), 3))
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return save_figure(fig, path, dpi=120)

@@ -16,6 +16,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from st_qwen3emb.figures import save_figure
+
 logger = logging.getLogger(__name__)
 
 
@@ -48,11 +50,7 @@ def plot_training_curves(records: list[dict[str, Any]], path: Path) -> Path | No
     for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return save_figure(fig, path, dpi=100)
 
 
 def draw_in_child_process(records: list[dict[str, Any]], path: Path) -> Path | None:

@@ -468,6 +468,9 @@ def run_trainer(
     )
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
+    from st_qwen3emb.training.tokenize_once import cache_tokenisation
+
+    cache_tokenisation(trainer, model)  # each text tokenised once across epochs and loss evaluations
     if not args.disable_tqdm:
         trainer.add_callback(LossProgressCallback())
     from st_qwen3emb.training.speed import row_embedding_grad

@@ -33,9 +33,9 @@ REPO = HERE.parent
 DEFAULT_STSB = REPO.parent / "shared" / "data" / "stsb" / "train.tsv"
 
 VARIANTS = {
-    # name: (loss, batch size, gradient accumulation, row filter)
-    "cosine": ("cosine_similarity", 8, 2, None),
-    "infonce": ("infonce", 32, 1, 3.75),
+    # name: (loss, batch size, gradient accumulation, row filter, logging steps: about 10 logged losses to compare)
+    "cosine": ("cosine_similarity", 8, 2, None, 10),
+    "infonce": ("infonce", 32, 1, 3.75, 2),
 }
 
 
@@ -52,7 +52,7 @@ def prepare(workdir: Path, stsb: Path, rows: int, hidden: int, layers: int) -> d
     with open(stsb, encoding="utf-8") as f:
         table = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))[:rows]
     files = {"bare": bare, "st": st_folder}
-    for name, (_, _, _, min_score) in VARIANTS.items():
+    for name, (_, _, _, min_score, _) in VARIANTS.items():
         path = workdir / f"{name}.jsonl"
         with open(path, "w", encoding="utf-8") as f:
             for row in table:
@@ -80,27 +80,28 @@ def count_tokens(model_dir: Path, data: Path) -> tuple[int, int]:
 
 
 def commands(impl: str, variant: str, files: dict[str, Path], out: Path, swift_python: str | None) -> list[str] | None:
-    loss, batch, accum, _ = VARIANTS[variant]
+    loss, batch, accum, _, log_steps = VARIANTS[variant]
     common = ["--num_train_epochs", "1", "--learning_rate", "6e-6", "--seed", "42"]
     probe = [str(HERE / "_probe.py"), str(out / "report.json")]
     if impl == "ours":
         return [sys.executable, *probe, "-m", "st_qwen3emb.cli", "sft", "--model", str(files["st"]),
                 "--dataset", str(files[variant]), "--loss_type", loss, "--per_device_train_batch_size", str(batch),
                 "--gradient_accumulation_steps", str(accum), "--output_dir", str(out / "run"), "--max_length", "512",
-                "--save_strategy", "no", "--eval_strategy", "no", "--report_to", "none", "--logging_steps", "10",
+                "--save_strategy", "no", "--eval_strategy", "no", "--report_to", "none", "--logging_steps", str(log_steps),
                 "--dataloader_drop_last", "true", "--query_instruction", "", "--document_instruction", "",
                 *common]  # bare text on both sides: the inputs ms-swift and the plain script train on
     if impl == "plain":
         return [sys.executable, *probe, str(HERE / "plain_st_train.py"), "--model", str(files["st"]),
                 "--data", str(files[variant]), "--loss", loss, "--batch_size", str(batch),
                 "--gradient_accumulation_steps", str(accum), "--output_dir", str(out / "run"), "--max_seq_length", "512",
-                "--num_train_epochs", "1", "--learning_rate", "6e-6", "--seed", "42"]
+                "--num_train_epochs", "1", "--learning_rate", "6e-6", "--seed", "42",
+                "--logging_steps", str(log_steps)]
     if impl == "swift" and swift_python:
         return [swift_python, *probe, "-m", "swift.cli.sft", "--model", str(files["bare"]), "--task_type", "embedding",
                 "--model_type", "qwen3_emb", "--tuner_type", "full", "--dataset", str(files[variant]),
                 "--loss_type", loss, "--per_device_train_batch_size", str(batch), "--gradient_accumulation_steps",
                 str(accum), "--output_dir", str(out / "run"), "--max_length", "512", "--torch_dtype", "float32",
-                "--save_strategy", "no", "--eval_strategy", "no", "--report_to", "none", "--logging_steps", "10",
+                "--save_strategy", "no", "--eval_strategy", "no", "--report_to", "none", "--logging_steps", str(log_steps),
                 "--dataloader_drop_last", "true", "--split_dataset_ratio", "0", "--dataset_num_proc", "1",
                 "--load_from_cache_file", "false", *common]
     return None

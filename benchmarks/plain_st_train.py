@@ -24,6 +24,7 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=0.1)
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--logging_steps", type=int, default=10)
     args = parser.parse_args()
 
     from datasets import Dataset
@@ -55,7 +56,7 @@ def main() -> None:
         save_strategy="no",
         eval_strategy="no",
         report_to="none",
-        logging_steps=10,
+        logging_steps=args.logging_steps,
         seed=args.seed,
         dataloader_drop_last=True,
         disable_tqdm=True,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import os
 import subprocess
 import sys
 
@@ -91,3 +92,22 @@ def test_gpu_perf_smoke_runs_end_to_end(tmp_path):
     (encode,) = report["encoding"]
     assert encode["status"] == "ok" and set(encode["results"]) == {"8", "16"}
     assert "| infonce | sdpa |" in proc.stdout
+
+
+@pytest.mark.slow
+def test_bench_train_runs_ours_and_plain_and_compares_their_loss_curves(stsb_dir, tmp_path):
+    """The training benchmark end to end at a toy size: both runs report, and the loss curves agree."""
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "bench_train.py"), "--rows", "320", "--hidden", "32", "--layers", "1",
+         "--repeats", "1", "--impls", "ours", "plain", "--variants", "cosine", "--stsb", str(stsb_dir / "train.tsv"),
+         "--workdir", str(tmp_path / "work"), "--output", str(out)],
+        capture_output=True, text=True, cwd=str(REPO), env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = json.loads(out.read_text())["results"]["cosine"]
+    assert set(result["medians"]) == {"ours", "plain"} and result["rows"] == 320
+    for impl in ("ours", "plain"):
+        assert result["medians"][impl]["samples_per_s"] > 0 and result["medians"][impl]["peak_rss_mib"] > 0
+    assert result["loss_curves"]["max_relative_difference"] < 1e-4  # 20 steps, logged at 10 and 20

@@ -124,3 +124,11 @@ def test_mixed_padding_sides_fall_back():
     ids = torch.tensor([[1, 2, 0], [0, 3, 4]])  # one row padded right, one left: cannot be re-cut safely
     mask = (ids != 0).long()
     assert _forward._token_batches([{"input_ids": ids, "attention_mask": mask}]) is None
+
+
+def test_an_unpadded_column_joins_either_padding_side():
+    right = torch.tensor([[5, 6, 0], [7, 0, 0]])
+    full = torch.tensor([[1, 2], [3, 4]])
+    columns = [{"input_ids": t, "attention_mask": (t != 0).long()} for t in (full, right)]
+    assert _forward._token_batches(columns)[1] == "right"
+    assert _forward._token_batches(columns[:1])[1] == "left"

@@ -58,7 +58,10 @@ def plan_buckets(lengths: list[int], pass_cost: int) -> list[int]:
 
 
 def _padding_side(mask: Tensor) -> str | None:
-    """``"left"`` or ``"right"`` when every row of the batch is padded on that side (or not at all), else None."""
+    """``"left"`` or ``"right"`` when every row of the batch is padded on that side, ``"none"`` when no row is
+    padded, else None."""
+    if bool(mask.all()):
+        return "none"
     if bool(mask[:, -1].all()):
         return "left"
     if bool(mask[:, 0].all()):
@@ -74,9 +77,9 @@ def _fit(tensor: Tensor, width: int, side: str) -> Tensor:
     return tensor[:, :width] if extra <= 0 else F.pad(tensor, (0, extra))
 
 
-def _token_batches(features_list: list[dict[str, Any]]) -> tuple[list[str], list[str], dict[str, Any]] | None:
-    """The token-aligned keys, each column's padding side and the shared metadata, or None when the columns are not
-    plain padded token batches that can be re-cut by rows."""
+def _token_batches(features_list: list[dict[str, Any]]) -> tuple[list[str], str, dict[str, Any]] | None:
+    """The token-aligned keys, the padding side and the shared metadata, or None when the columns are not plain
+    padded token batches that can be re-cut by rows."""
     first = features_list[0]
     if any(set(f) != set(first) for f in features_list) or "cu_seq_lens_q" in first or "prompt_length" in first:
         return None
@@ -103,9 +106,10 @@ def _token_batches(features_list: list[dict[str, Any]]) -> tuple[list[str], list
             except (RuntimeError, ValueError, TypeError):
                 return None
             shared[key] = value
-    if len(set(sides)) != 1:
+    padded = set(sides) - {"none"}  # an unpadded column fits either side
+    if len(padded) > 1:
         return None
-    return token_keys, sides, shared
+    return token_keys, padded.pop() if padded else "left", shared
 
 
 def embed_columns(model: nn.Module, features_list: list[dict[str, Any]]) -> list[Tensor]:
@@ -116,8 +120,7 @@ def embed_columns(model: nn.Module, features_list: list[dict[str, Any]]) -> list
         from sentence_transformers.base.losses.merged_forward import embed_columns as st_embed_columns
 
         return st_embed_columns(model, features_list)
-    token_keys, sides, shared = layout
-    side = sides[0]
+    token_keys, side, shared = layout
     # Every row of every column, by (length, column, row): one global order to cut into buckets.
     lengths = torch.cat([f["attention_mask"].sum(dim=1) for f in features_list])
     column_sizes = [int(f["input_ids"].shape[0]) for f in features_list]

@@ -8,9 +8,9 @@ over the variable. ``resolve_infonce_options`` is called at each loss call, so c
 takes effect as in swift, unless the option was pinned by a keyword. ``check_variables`` reads them all at once, so
 ``st-qwen3emb sft`` refuses a bad value at start-up instead of at the first loss call.
 
-A number variable that is empty, ``none`` or ``false`` (any case) is unset: its default applies. The tutorial's
-``INFONCE_HARD_NEGATIVES=False`` ("do not fix the number of hard negatives") therefore works here, although swift
-itself would fail on it. A boolean variable takes the boolean words; empty is unset.
+A number variable that is empty, ``none`` or ``false`` (any case) is unset: its default applies. swift's embedding
+tutorial's ``INFONCE_HARD_NEGATIVES=False`` ("do not fix the number of hard negatives") therefore works here,
+although swift itself would fail on it. A boolean variable takes the boolean words; empty is unset.
 
 | variable | option | accepted | default |
 | --- | --- | --- | --- |

@@ -15,9 +15,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from st_qwen3emb import booleans
 
 TASK_TYPES = ("embedding", "reranker", "generative_reranker")
 RERANKER_TASK_TYPES = ("reranker", "generative_reranker")
@@ -28,7 +31,7 @@ DEEPSPEED_NAMES = ("zero2", "zero3")
 DEFAULT_LR = {"full": 1e-5, "lora": 1e-4}
 # Our RunConfig owns these TrainingArguments fields (or must not be set by hand); passing them through is an error.
 _OWNED_TRAINING_ARGS = {"prompts": "use --query_instruction / --document_instruction"}
-_BOOL_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+_SEED_MAX = 2**32 - 1  # numpy's RandomState (data sampling) takes seeds in [0, 2**32 - 1]
 
 
 class ConfigError(ValueError):
@@ -142,10 +145,10 @@ def _flag_names() -> dict[str, str]:
 
 # --- value conversion ----------------------------------------------------------------------------
 def parse_bool(flag: str, text: str) -> bool:
-    value = _BOOL_WORDS.get(str(text).strip().lower())
-    if value is None:
-        raise ConfigError(f"--{flag} expects true or false, got {text!r}")
-    return value
+    try:
+        return booleans.parse_bool(text)
+    except ValueError:
+        raise ConfigError(f"--{flag} expects {booleans.ACCEPTED}, got {text!r}") from None
 
 
 def _convert(f: dataclasses.Field, values: list[str]) -> Any:
@@ -282,29 +285,8 @@ def validate(config: RunConfig) -> None:
             raise ConfigError(
                 f"{', '.join('--' + n for n in given)} only apply to --train_type lora; this run is --train_type full"
             )
-    positive = (
-        "per_device_train_batch_size",
-        "per_device_eval_batch_size",
-        "gradient_accumulation_steps",
-        "save_steps",
-        "logging_steps",
-        "num_train_epochs",
-        "lora_rank",
-        "lora_alpha",
-    )
-    for name in positive:
-        if getattr(config, name) <= 0:
-            raise ConfigError(f"--{name} must be positive, got {getattr(config, name)}")
-    for name in ("eval_steps", "max_length", "learning_rate"):
-        value = getattr(config, name)
-        if value is not None and value <= 0:
-            raise ConfigError(f"--{name} must be positive, got {value}")
-    if not 0.0 <= config.split_dataset_ratio < 1.0:
-        raise ConfigError(f"--split_dataset_ratio must be in [0, 1), got {config.split_dataset_ratio}")
-    if not 0.0 <= config.lora_dropout < 1.0:
-        raise ConfigError(f"--lora_dropout must be in [0, 1), got {config.lora_dropout}")
-    if not 0.0 <= config.warmup_ratio <= 1.0:
-        raise ConfigError(f"--warmup_ratio must be in [0, 1], got {config.warmup_ratio}")
+    for name, value in [(f.name, getattr(config, f.name)) for f in flag_fields()] + list(config.training_args.items()):
+        check_number(name, value)
     if config.val_dataset and "split_dataset_ratio" in config.explicit and config.split_dataset_ratio > 0:
         raise ConfigError("give either --val_dataset or --split_dataset_ratio, not both")
     if config.eval_strategy in ("steps", "epoch") and not has_eval_data(config):
@@ -314,6 +296,99 @@ def validate(config: RunConfig) -> None:
         )
     if config.mrl_dims is not None:
         parse_mrl_dims(config.mrl_dims)
+    check_environment()
+
+
+@dataclass(frozen=True)
+class NumberRange:
+    """Where a number flag's values lie: ``low``/``high`` (None: unbounded), each bound included unless ``*_open``;
+    ``also`` is one more allowed value (transformers' ``-1`` for "not set")."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    also: int | None = None
+
+    def holds(self, value: float) -> bool:
+        if value == self.also:
+            return True
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return self.high is None or (value < self.high if self.high_open else value <= self.high)
+
+    def describe(self) -> str:
+        low, high = (f"{b:g}" if isinstance(b, float) else str(b) for b in (self.low, self.high))
+        if self.low is not None and self.high is not None:
+            return f"in {'(' if self.low_open else '['}{low}, {high}{')' if self.high_open else ']'}"
+        if self.low is not None:
+            return f"{'>' if self.low_open else '>='} {low}"
+        return f"{'<' if self.high_open else '<='} {high}" if self.high is not None else ""
+
+
+_COUNT = NumberRange(1)
+_ABOVE_ZERO = NumberRange(0, low_open=True)
+_AT_LEAST_ZERO = NumberRange(0)
+_FRACTION = NumberRange(0, 1, high_open=True)
+# Every number flag of ours and the range-limited TrainingArguments ones; any other number must still be finite.
+NUMBER_RANGES: dict[str, NumberRange] = {
+    "lora_rank": _COUNT,
+    "lora_alpha": _COUNT,
+    "lora_dropout": _FRACTION,
+    "split_dataset_ratio": _FRACTION,
+    "eval_steps": _COUNT,
+    "save_steps": _COUNT,
+    "num_train_epochs": _ABOVE_ZERO,
+    "per_device_train_batch_size": _COUNT,
+    "per_device_eval_batch_size": _COUNT,
+    "gradient_accumulation_steps": _COUNT,
+    "learning_rate": _ABOVE_ZERO,
+    "max_length": _COUNT,
+    "seed": NumberRange(0, _SEED_MAX),
+    "data_seed": NumberRange(0, _SEED_MAX),
+    "logging_steps": _COUNT,
+    "warmup_ratio": NumberRange(0, 1),
+    # transformers' own: -1 max_steps means "train --num_train_epochs"; 0 would still train one step
+    "max_steps": NumberRange(1, also=-1),
+    "warmup_steps": _AT_LEAST_ZERO,
+    "weight_decay": _AT_LEAST_ZERO,
+    "adam_beta1": _FRACTION,
+    "adam_beta2": _FRACTION,
+    "adam_epsilon": _ABOVE_ZERO,
+    "max_grad_norm": _AT_LEAST_ZERO,
+    "label_smoothing_factor": _FRACTION,
+    "save_total_limit": _COUNT,
+    "eval_accumulation_steps": _COUNT,
+    "eval_delay": _AT_LEAST_ZERO,
+    "dataloader_num_workers": _AT_LEAST_ZERO,
+    "dataloader_prefetch_factor": _COUNT,
+    "torch_empty_cache_steps": _COUNT,
+}
+
+
+def check_number(name: str, value: Any) -> None:
+    """A number flag must be finite and in its range (``NUMBER_RANGES``); non-numbers and None pass."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    wanted = NUMBER_RANGES.get(name, NumberRange())
+    if math.isfinite(value) and wanted.holds(value):
+        return
+    noun = "an integer" if isinstance(value, int) else "a finite number"
+    allowed = " ".join(filter(None, (noun, wanted.describe())))
+    if wanted.also is not None:
+        allowed += f" (or {wanted.also}: train --num_train_epochs)" if name == "max_steps" else f" (or {wanted.also})"
+    raise ConfigError(f"--{name} must be {allowed}, got {value}")
+
+
+def check_environment() -> None:
+    """swift's loss and reranker-sampling variables (``INFONCE_*``, ``MAX_*_SAMPLES``, ``LISTWISE_RERANKER_*``) must
+    hold valid values; checked with the flags, so a bad one stops the run before anything is loaded."""
+    from st_qwen3emb.losses.env import check_variables
+
+    try:
+        check_variables()
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 def has_eval_data(config: RunConfig) -> bool:

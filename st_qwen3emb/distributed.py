@@ -2,7 +2,9 @@
 writing, and the named DeepSpeed configs.
 
 - ``NPROC_PER_NODE=N st-qwen3emb sft ...`` (with ``NNODES``, ``NODE_RANK``, ``MASTER_ADDR``, ``MASTER_PORT`` for
-  several machines) runs the same command again under ``torch.distributed.run``, as ``swift sft`` does;
+  several machines) runs the same command again under ``torch.distributed.run``, as ``swift sft`` does, after the
+  launcher has checked the input once (so a bad flag, data file or model path is the same one-line error, exit 2,
+  as without it); one process on one machine (``NPROC_PER_NODE=1``) is not relaunched;
   ``torchrun -m st_qwen3emb.cli sft ...`` and ``accelerate launch -m st_qwen3emb.cli sft ...`` work directly, since
   each worker only reads the usual ``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` variables.
 - transformers makes a CPU run distributed only with ``use_cpu=True`` (otherwise every process silently trains
@@ -29,6 +31,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from st_qwen3emb.booleans import parse_bool
 from st_qwen3emb.config import DEEPSPEED_NAMES, ConfigError
 
 T = TypeVar("T")
@@ -63,7 +66,8 @@ def _positive_int(name: str, text: str) -> int:
 
 
 def launcher_args(environ: dict[str, str] | None = None) -> list[str] | None:
-    """The ``torch.distributed.run`` options asked for by swift's variables, or None when none is set.
+    """The ``torch.distributed.run`` options asked for by swift's variables, or None when none is set or they ask
+    for a single process.
 
     ``NPROC_PER_NODE`` defaults to 1 when only ``NNODES`` is given; it may also be torchrun's ``gpu``/``auto``.
     A single machine without ``MASTER_PORT`` gets a free port, so two runs on one machine do not collide; several
@@ -75,6 +79,8 @@ def launcher_args(environ: dict[str, str] | None = None) -> list[str] | None:
     nproc_text = env.get("NPROC_PER_NODE") or "1"
     nproc = nproc_text if nproc_text in ("gpu", "auto", "cpu") else str(_positive_int("NPROC_PER_NODE", nproc_text))
     nnodes = _positive_int("NNODES", env.get("NNODES") or "1")
+    if nproc == "1" and nnodes == 1:
+        return None  # one process on one machine: the tutorial's NPROC_PER_NODE=1 trains right here
     node_rank = int(env.get("NODE_RANK") or 0)
     if not 0 <= node_rank < nnodes:
         raise ConfigError(f"NODE_RANK={node_rank} must be in [0, NNODES={nnodes})")
@@ -103,12 +109,14 @@ def relaunch_command(argv: Sequence[str], environ: dict[str, str] | None = None)
     return [sys.executable, "-m", "torch.distributed.run", *options, "-m", "st_qwen3emb.cli", "sft", *argv]
 
 
-def maybe_relaunch(argv: Sequence[str]) -> int | None:
+def maybe_relaunch(argv: Sequence[str], check: Callable[[], None] | None = None) -> int | None:
     """Run ``st-qwen3emb sft ARGV`` under ``torch.distributed.run`` when swift's variables ask for it.
 
-    Returns the launcher's exit code, or None when this process should train itself (no variable set, or already
-    a launched worker). A subprocess rather than ``torch.distributed.run.main`` in-process: the parent then never
-    imports torch, and a signal to it reaches the workers through the launcher, which stops them cleanly.
+    Returns the launcher's exit code, or None when this process should train itself (no variable set, one process
+    on one machine, or already a launched worker). ``check`` runs first, only when relaunching: it validates the
+    input here, once, and whatever it raises propagates before any worker starts. A subprocess rather than
+    ``torch.distributed.run.main`` in-process: the parent never trains, and a signal to it reaches the workers
+    through the launcher, which stops them cleanly.
     """
     if in_launched_process() or any(a in ("-h", "--help") for a in argv):
         return None
@@ -119,6 +127,8 @@ def maybe_relaunch(argv: Sequence[str]) -> int | None:
         return 2
     if command is None:
         return None
+    if check is not None:
+        check()
     print(f"st-qwen3emb sft: running under {' '.join(command[2 : -len(argv) - 3])}", file=sys.stderr, flush=True)
     process = subprocess.Popen(command)
     forwarded = {
@@ -147,10 +157,18 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+def _flag_set(name: str) -> bool:
+    """A boolean variable as accelerate reads it (strtobool words); unset, empty or unreadable counts as false."""
+    try:
+        return parse_bool(os.environ.get(name) or "false")
+    except ValueError:
+        return False
+
+
 def uses_cuda() -> bool:
     import torch
 
-    return torch.cuda.is_available() and os.environ.get("ACCELERATE_USE_CPU", "").lower() not in ("1", "true")
+    return torch.cuda.is_available() and not _flag_set("ACCELERATE_USE_CPU")
 
 
 def training_args_overrides(given: Sequence[str] = ()) -> dict[str, Any]:

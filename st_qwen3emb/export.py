@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from st_qwen3emb import lora
+from st_qwen3emb.booleans import parse_bool
 from st_qwen3emb.model_card import find_run_dir  # the run-layout rule lives with the card; reranker_export uses it
 
 if TYPE_CHECKING:
@@ -52,12 +53,10 @@ class ExportError(ValueError):
 
 # --- pieces ---------------------------------------------------------------------------------------
 def _bool_flag(value: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in ("true", "1", "yes", "y"):
-        return True
-    if lowered in ("false", "0", "no", "n"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+    try:
+        return parse_bool(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _read_args(checkpoint: Path) -> dict[str, Any]:

@@ -191,10 +191,10 @@ def test_env_variables_are_read_at_each_call(monkeypatch):
 @pytest.mark.parametrize(
     ("name", "value", "message"),
     [
-        ("INFONCE_USE_BATCH", "maybe", "INFONCE_USE_BATCH='maybe' is not a boolean"),
-        ("INFONCE_TEMPERATURE", "warm", "is not a number"),
-        ("INFONCE_TEMPERATURE", "0", "temperature must be > 0"),
-        ("INFONCE_HARD_NEGATIVES", "two", "is not an integer"),
+        ("INFONCE_USE_BATCH", "maybe", "INFONCE_USE_BATCH='maybe' is not valid; accepted: true or false"),
+        ("INFONCE_TEMPERATURE", "warm", "INFONCE_TEMPERATURE='warm' is not valid; accepted: a number > 0"),
+        ("INFONCE_TEMPERATURE", "0", "INFONCE_TEMPERATURE='0' is not valid; accepted: a number > 0"),
+        ("INFONCE_HARD_NEGATIVES", "two", "INFONCE_HARD_NEGATIVES='two' is not valid; accepted: an integer >= 0"),
     ],
 )
 def test_bad_env_values_fail_when_the_loss_is_built(monkeypatch, name, value, message):

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from st_qwen3emb.losses.reranker import env_number
+from st_qwen3emb.losses.env import MAX_NEGATIVE_ENV, MAX_POSITIVE_ENV, read_variable
 
 from .loader import read_records
 from .records import DatasetValidationError, Record
@@ -31,8 +31,6 @@ from .records import DatasetValidationError, Record
 if TYPE_CHECKING:
     import datasets
 
-MAX_POSITIVE_ENV = "MAX_POSITIVE_SAMPLES"
-MAX_NEGATIVE_ENV = "MAX_NEGATIVE_SAMPLES"
 DEFAULT_MAX_POSITIVES = 1
 DEFAULT_MAX_NEGATIVES = 7
 
@@ -47,8 +45,10 @@ def maniscope_spec(folder: str | Path) -> str:
 
 def sample_limits(max_positives: int | None = None, max_negatives: int | None = None) -> tuple[int, int]:
     """The positive/negative caps: the argument, else swift's environment variable, else its default."""
-    positives = max_positives if max_positives is not None else env_number(MAX_POSITIVE_ENV, DEFAULT_MAX_POSITIVES, int)
-    negatives = max_negatives if max_negatives is not None else env_number(MAX_NEGATIVE_ENV, DEFAULT_MAX_NEGATIVES, int)
+    positives = max_positives if max_positives is not None else read_variable(MAX_POSITIVE_ENV)
+    negatives = max_negatives if max_negatives is not None else read_variable(MAX_NEGATIVE_ENV)
+    positives = DEFAULT_MAX_POSITIVES if positives is None else positives
+    negatives = DEFAULT_MAX_NEGATIVES if negatives is None else negatives
     if positives < 1 or negatives < 0:
         raise ValueError(f"{MAX_POSITIVE_ENV} must be >= 1 and {MAX_NEGATIVE_ENV} >= 0; got {positives}, {negatives}")
     return positives, negatives

@@ -13,7 +13,8 @@ CrossEncoder as the logit ``z_yes - z_no`` (the ``LogitScore`` head; no sigmoid 
   ``CrossEntropyLoss`` is per-pair classification, ``MultipleNegativesRankingLoss`` adds in-batch negatives), so it
   is written here as a pure function.
 
-Environment variables, as in swift, read at each call unless the option was given as a keyword:
+Environment variables, as in swift, read at each call unless the option was given as a keyword (how they are read:
+``st_qwen3emb.losses.env``):
 
 | variable | option | default |
 | --- | --- | --- |
@@ -23,28 +24,30 @@ Environment variables, as in swift, read at each call unless the option was give
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-TEMPERATURE_ENV = "LISTWISE_RERANKER_TEMPERATURE"
-MIN_GROUP_SIZE_ENV = "LISTWISE_RERANKER_MIN_GROUP_SIZE"
+from st_qwen3emb.losses.env import LISTWISE_MIN_GROUP_SIZE_ENV as MIN_GROUP_SIZE_ENV
+from st_qwen3emb.losses.env import LISTWISE_TEMPERATURE_ENV as TEMPERATURE_ENV
+from st_qwen3emb.losses.env import read_variable
+
 DEFAULT_TEMPERATURE = 1.0
 DEFAULT_MIN_GROUP_SIZE = 2
 
 
-def env_number(name: str, default: float | int, kind: type) -> Any:
-    """``kind(os.environ[name])`` or ``default``; a clear error naming the variable for a bad value."""
-    text = os.environ.get(name)
-    if text is None or not text.strip():
-        return default
-    try:
-        return kind(text)
-    except ValueError:
-        raise ValueError(f"{name}={text!r} is not a valid {kind.__name__}") from None
+def listwise_options(temperature: float | None = None, min_group_size: int | None = None) -> tuple[float, int]:
+    """The listwise temperature and minimum group size: the argument, else the variable, else swift's default."""
+    if temperature is None:
+        temperature = read_variable(TEMPERATURE_ENV)
+    if min_group_size is None:
+        min_group_size = read_variable(MIN_GROUP_SIZE_ENV)
+    return (
+        DEFAULT_TEMPERATURE if temperature is None else temperature,
+        DEFAULT_MIN_GROUP_SIZE if min_group_size is None else min_group_size,
+    )
 
 
 # --- pure math on fixed logits ------------------------------------------------------------------------------
@@ -151,13 +154,7 @@ class ListwiseRerankerLoss(_RerankerLoss):
 
     def options(self) -> tuple[float, int]:
         """The temperature and minimum group size for this call (keyword, else environment, else default)."""
-        temperature = self.temperature
-        if temperature is None:
-            temperature = env_number(TEMPERATURE_ENV, DEFAULT_TEMPERATURE, float)
-        min_size = self.min_group_size
-        if min_size is None:
-            min_size = env_number(MIN_GROUP_SIZE_ENV, DEFAULT_MIN_GROUP_SIZE, int)
-        return temperature, min_size
+        return listwise_options(self.temperature, self.min_group_size)
 
     def forward(
         self, inputs: Sequence[Sequence[str | None]], labels: Any = None, prompt: str | None = None,

@@ -19,21 +19,42 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from st_qwen3emb.distributed import maybe_relaunch  # NPROC_PER_NODE=N: the same command under torchrun
 
-    relaunched = maybe_relaunch(argv)  # flags are checked once above, before any worker starts
+    try:
+        relaunched = maybe_relaunch(argv, check=lambda: _check_quietly(config))
+    except _bad_input_errors() as err:  # reported as a single process would, before any worker starts
+        print(f"st-qwen3emb sft: error: {err}", file=sys.stderr)
+        return 2
     return run(config) if relaunched is None else relaunched
 
 
-def run(config) -> int:
-    """Train ``config``, turning the expected failures into messages and exit codes."""
+def _bad_input_errors() -> tuple[type[Exception], ...]:
     from st_qwen3emb.config import ConfigError
     from st_qwen3emb.data import DatasetValidationError
     from st_qwen3emb.model import ModelLoadError
 
+    return ConfigError, DatasetValidationError, ModelLoadError
+
+
+def _check_quietly(config) -> None:
+    """The launcher's check of the input; its warnings are left to the workers' rank 0, which repeats the checks."""
+    import logging
+
+    from st_qwen3emb.training.sft import check_inputs
+
+    logging.disable(logging.WARNING)
+    try:
+        check_inputs(config)
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+def run(config) -> int:
+    """Train ``config``, turning the expected failures into messages and exit codes."""
     try:
         from st_qwen3emb.training import train
 
         run_dir = train(config)
-    except (ConfigError, DatasetValidationError, ModelLoadError) as err:
+    except _bad_input_errors() as err:
         print(f"st-qwen3emb sft: error: {err}", file=sys.stderr)
         return 2
     except Exception as err:

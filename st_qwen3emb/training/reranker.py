@@ -30,9 +30,10 @@ EVAL_AT_K = 10
 BEST_METRIC_SUFFIX = f"ndcg@{EVAL_AT_K}"
 
 
-def _load_model(config: RunConfig) -> tuple[CrossEncoder, str | None]:
+def _check_model_type(config: RunConfig) -> None:
+    """``--model`` must be a Qwen3 reranker (read from its config, nothing loaded); a bad path is an error."""
     from st_qwen3emb.model import read_model_type
-    from st_qwen3emb.reranker import MODEL_TYPE_RERANKER, load_reranker
+    from st_qwen3emb.reranker import MODEL_TYPE_RERANKER
 
     detected = read_model_type(config.model, revision=config.model_revision, trust_remote_code=config.trust_remote_code)
     inferred = infer_model_type(detected, config.task_type)
@@ -41,6 +42,12 @@ def _load_model(config: RunConfig) -> tuple[CrossEncoder, str | None]:
             f"--task_type {config.task_type} trains Qwen3 rerankers (--model_type {MODEL_TYPE_RERANKER}); "
             f"{config.model} has transformers model_type {detected!r} and --model_type {config.model_type!r}"
         )
+
+
+def _load_model(config: RunConfig) -> tuple[CrossEncoder, str | None]:
+    from st_qwen3emb.reranker import MODEL_TYPE_RERANKER, load_reranker
+
+    _check_model_type(config)
     model = load_reranker(
         config.model,
         instruction=config.query_instruction,
@@ -146,9 +153,9 @@ def reranker_trainer_class():
     return SwiftRerankerTrainer
 
 
-def train_reranker(config: RunConfig) -> Path:
-    """Train a Qwen3 reranker as ``swift sft --task_type generative_reranker`` would; return the run folder."""
-    from st_qwen3emb.training.sft import resume_checkpoint, run_trainer, start_run, with_lora
+def _reranker_inputs(config: RunConfig) -> tuple[Path | None, Any, list[dict] | None, list]:
+    """The resume checkpoint, training groups, evaluation samples and evaluators, each checked (no model needed)."""
+    from st_qwen3emb.training.sft import resume_checkpoint
 
     if config.loss_type not in RERANKER_LOSSES:
         raise ConfigError(f"--task_type {config.task_type} needs --loss_type {' or '.join(RERANKER_LOSSES)}, "
@@ -159,8 +166,20 @@ def train_reranker(config: RunConfig) -> Path:
         raise ConfigError("--document_instruction does not apply to rerankers; the instruction is --query_instruction")
     resume = resume_checkpoint(config)
     train_dataset, eval_samples = _load_data(config)
-    evaluators = _build_evaluators(config, eval_samples)
+    return resume, train_dataset, eval_samples, _build_evaluators(config, eval_samples)
 
+
+def check_reranker_inputs(config: RunConfig) -> None:
+    """What ``train_reranker`` checks before loading the model (see ``st_qwen3emb.training.sft.check_inputs``)."""
+    _reranker_inputs(config)
+    _check_model_type(config)
+
+
+def train_reranker(config: RunConfig) -> Path:
+    """Train a Qwen3 reranker as ``swift sft --task_type generative_reranker`` would; return the run folder."""
+    from st_qwen3emb.training.sft import run_trainer, start_run, with_lora
+
+    resume, train_dataset, eval_samples, evaluators = _reranker_inputs(config)
     model, model_type = _load_model(config)
     if config.train_type == "lora":
         model = with_lora(model, config)

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,6 +39,28 @@ def new_run_dir(output_dir: str | Path) -> Path:
             return run
         except FileExistsError:  # another run started in the same second: take the next number
             time.sleep(0.01)
+
+
+def check_output_dir(output_dir: str | Path) -> None:
+    """Raise ``NotADirectoryError`` / ``PermissionError`` (one-line messages naming ``--output_dir``) unless run
+    folders can be made under ``output_dir``; creates nothing that stays.
+
+    The folder or its nearest existing parent is tried by making (and removing) a scratch folder in it, since
+    ``os.access`` says yes to root on read-only mounts.
+    """
+    root = Path(output_dir).expanduser()
+    existing = root
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        what = f"--output_dir {output_dir}" if existing == root else f"--output_dir {output_dir}: {existing}"
+        raise NotADirectoryError(f"{what} is a file, not a folder; pass a folder for the runs")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".st-qwen3emb-write-check-", dir=existing))
+    except OSError as err:
+        raise PermissionError(
+            f"--output_dir {output_dir}: cannot write in {existing} ({err.strerror or err}); pass a writable folder"
+        ) from None
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

@@ -29,6 +29,7 @@ from st_qwen3emb.training.run_dir import (
     BEST_LINK,
     FINAL_DIR,
     atomic_dir,
+    check_output_dir,
     find_resume_checkpoint,
     new_run_dir,
     point_link,
@@ -193,17 +194,24 @@ def build_training_args(
         raise ConfigError(f"invalid training arguments: {err}") from None
 
 
-def _load_model(config: RunConfig) -> tuple[SentenceTransformer, str | None]:
-    from st_qwen3emb.model import load_model, read_model_type
+def _model_type(config: RunConfig) -> str | None:
+    """swift's ``--model_type`` of ``--model`` (read from its config, nothing loaded); a bad path is an error."""
+    from st_qwen3emb.model import read_model_type
 
     detected = read_model_type(config.model, revision=config.model_revision, trust_remote_code=config.trust_remote_code)
     inferred = infer_model_type(detected, config.task_type)
-    model_type = config.model_type or inferred
     if config.model_type is not None and config.model_type != inferred:
         raise ConfigError(
             f"--model_type {config.model_type} does not fit {config.model} (transformers model_type {detected!r}); "
             f"{'use --model_type ' + inferred if inferred else 'omit --model_type for non-Qwen3 models'}"
         )
+    return config.model_type or inferred
+
+
+def _load_model(config: RunConfig) -> tuple[SentenceTransformer, str | None]:
+    from st_qwen3emb.model import load_model
+
+    model_type = _model_type(config)
     is_qwen = model_type is not None
     model = load_model(
         config.model,
@@ -308,10 +316,7 @@ def loss_environment(loss_type: str) -> dict[str, Any]:
         if loss_type == "listwise_reranker":
             from st_qwen3emb.losses import reranker as losses
 
-            env[losses.TEMPERATURE_ENV] = losses.env_number(losses.TEMPERATURE_ENV, losses.DEFAULT_TEMPERATURE, float)
-            env[losses.MIN_GROUP_SIZE_ENV] = losses.env_number(
-                losses.MIN_GROUP_SIZE_ENV, losses.DEFAULT_MIN_GROUP_SIZE, int
-            )
+            env[losses.TEMPERATURE_ENV], env[losses.MIN_GROUP_SIZE_ENV] = losses.listwise_options()
     return {name: value for name, value in env.items() if value is not None}
 
 
@@ -367,25 +372,16 @@ def train(config: RunConfig) -> Path:
     ``NonFiniteLossError`` when the loss becomes NaN/inf, ``TrainingInterrupted`` after SIGINT/SIGTERM (a
     checkpoint has been saved).
     """
-    validate(config)
+    check_flags(config)
     if config.task_type in RERANKER_TASK_TYPES:
         from st_qwen3emb.training.reranker import train_reranker
 
         return train_reranker(config)
 
     # --- checks that need no model -------------------------------------------------------------
-    resume = resume_checkpoint(config)
-    from st_qwen3emb.losses import loss_spec
-
-    try:
-        spec = loss_spec(config.loss_type)
-    except ValueError as err:
-        raise ConfigError(f"--loss_type: {err}") from None
-    if spec.task != "embedding":
-        raise ConfigError(f"--loss_type {config.loss_type} is a reranker loss; use it with --task_type reranker")
-    mrl_dims = parse_mrl_dims(config.mrl_dims) if config.mrl_dims else None
-    paired = spec.label in _SYMMETRIC_LABELS
-    train_dataset, eval_dataset = _load_data(config)
+    resume, mrl_dims, paired, train_dataset, eval_dataset = _embedding_inputs(config)
+    if distributed.is_main_process() and (warning := subset_warning(config)):
+        logger.warning(warning)
 
     # --- the model, LoRA, loss ---------------------------------------------------------------------
     model, model_type = _load_model(config)
@@ -425,6 +421,70 @@ def train(config: RunConfig) -> Path:
     return run_trainer(
         model, args, loss, train_dataset, eval_dataset, evaluators, run_dir, resume,
         embedding_grad=config.embedding_grad,
+    )
+
+
+def check_flags(config: RunConfig) -> None:
+    """The flags, swift's loss variables and the output folder: the checks that read no data and no model."""
+    validate(config)
+    try:
+        check_output_dir(config.output_dir)
+    except OSError as err:
+        raise ConfigError(str(err)) from None
+
+
+def check_inputs(config: RunConfig) -> None:
+    """Everything ``train`` checks before it loads the model (flags, variables, output folder, resume checkpoint,
+    data, the model's path and type), without loading the model or creating anything.
+
+    The ``NPROC_PER_NODE`` launcher runs it before starting the workers, so bad input is reported exactly as in a
+    single process: one ``ConfigError`` / ``DatasetValidationError`` / ``ModelLoadError``.
+    """
+    check_flags(config)
+    if config.task_type in RERANKER_TASK_TYPES:
+        from st_qwen3emb.training.reranker import check_reranker_inputs
+
+        check_reranker_inputs(config)
+        return
+    _embedding_inputs(config)
+    _model_type(config)
+
+
+def _embedding_inputs(config: RunConfig) -> tuple[Path | None, dict[int, float] | None, bool, Dataset, Dataset | None]:
+    """The resume checkpoint, Matryoshka dims, whether the loss is a symmetric pair loss, and the training and
+    evaluation data, each checked."""
+    resume = resume_checkpoint(config)
+    from st_qwen3emb.losses import loss_spec
+
+    try:
+        spec = loss_spec(config.loss_type)
+    except ValueError as err:
+        raise ConfigError(f"--loss_type: {err}") from None
+    if spec.task != "embedding":
+        raise ConfigError(f"--loss_type {config.loss_type} is a reranker loss; use it with --task_type reranker")
+    mrl_dims = parse_mrl_dims(config.mrl_dims) if config.mrl_dims else None
+    train_dataset, eval_dataset = _load_data(config)
+    return resume, mrl_dims, spec.label in _SYMMETRIC_LABELS, train_dataset, eval_dataset
+
+
+def subset_warning(config: RunConfig) -> str | None:
+    """One line when a ``:positive`` STS subset (every score >= 0.75) meets a loss that regresses on the score.
+
+    swift accepts the pairing (its tutorial uses ``stsb:positive`` with ``cosine_similarity``), but the target then
+    barely varies; infonce is what the subset is for.
+    """
+    from st_qwen3emb.data import parse_dataset_spec
+    from st_qwen3emb.losses import loss_spec
+
+    if loss_spec(config.loss_type).label not in ("similarity", "score"):
+        return None
+    positive = [spec for spec in config.dataset if "positive" in parse_dataset_spec(spec).subsets]
+    if not positive:
+        return None
+    return (
+        f"warning: --dataset {positive[0]} keeps only pairs scored >= 0.75, so the {config.loss_type} target barely "
+        "varies; use --loss_type infonce for positive-only pairs, or the default subset (drop ':positive') for "
+        f"{config.loss_type}"
     )
 
 

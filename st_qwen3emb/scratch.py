@@ -22,7 +22,7 @@ KINDS = ("tmp", "trash", "old")
 _SCRATCH_RE = re.compile(r"^\.(?P<kind>tmp|trash|old)-(?P<name>.+)@(?P<host>[A-Za-z0-9_.-]+)\.(?P<pid>\d+)$")
 
 
-def _host() -> str:
+def host_name() -> str:
     # "@" and "/" cannot appear in the name we parse back; hostnames never hold them, but be safe.
     return re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname()) or "localhost"
 
@@ -32,7 +32,7 @@ def scratch_path(target: str | Path, kind: str = "tmp") -> Path:
     if kind not in KINDS:
         raise ValueError(f"scratch kind must be one of {KINDS}, not {kind!r}")
     target = Path(target)
-    return target.with_name(f".{kind}-{target.name}@{_host()}.{os.getpid()}")
+    return target.with_name(f".{kind}-{target.name}@{host_name()}.{os.getpid()}")
 
 
 def make_scratch_dir(target: str | Path) -> Path:
@@ -108,7 +108,7 @@ def remove_stale_scratch(folder: str | Path) -> tuple[int, int]:
     folder = Path(folder)
     if not folder.is_dir():
         return 0, 0
-    host = _host()
+    host = host_name()
     count = freed = 0
     for path in folder.iterdir():
         scratch = parse_scratch(path)

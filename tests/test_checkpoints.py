@@ -53,7 +53,7 @@ def _flags(model, data, out, *extra, epochs: int = 1) -> list[str]:
 
 
 def _runs(out: Path) -> list[Path]:
-    return sorted(p for p in out.iterdir() if p.name.startswith("v"))
+    return sorted(p for p in out.iterdir() if p.name.startswith("v")) if out.is_dir() else []
 
 
 def _hidden(folder: Path) -> list[str]:
@@ -292,7 +292,7 @@ def test_kill_9_loop_leaves_only_complete_resumable_checkpoints(tiny_qwen_causal
     kills = 0
 
     def command() -> list[str]:
-        has_checkpoint = any(run.glob("checkpoint-*") for run in _runs(out)) if out.exists() else False
+        has_checkpoint = any(any(run.glob("checkpoint-*")) for run in _runs(out))
         return base + (["--resume_from_checkpoint", "last"] if has_checkpoint else [])
 
     def check_visible() -> None:

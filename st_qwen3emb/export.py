@@ -20,13 +20,13 @@ import logging
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from st_qwen3emb import lora
 from st_qwen3emb.booleans import parse_bool
 from st_qwen3emb.model_card import find_run_dir  # the run-layout rule lives with the card; reranker_export uses it
+from st_qwen3emb.scratch import make_scratch_dir
 
 if TYPE_CHECKING:
     import numpy as np
@@ -344,7 +344,7 @@ def export(
     base = resolve_base_model(checkpoint, base_model) if is_adapter else _read_args(checkpoint).get("model")
 
     output.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{output.name}.tmp-", dir=output.parent))
+    scratch = make_scratch_dir(output)  # named with this pid and host: a killed export's is swept by the next run
     try:
         built = scratch / "model"
         _build(checkpoint, built, scratch, name=output.name, base=base, merge=merge, format=format,

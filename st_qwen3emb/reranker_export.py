@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,6 +35,7 @@ from st_qwen3emb.export import (
     find_run_dir,
     resolve_base_model,
 )
+from st_qwen3emb.scratch import make_scratch_dir
 
 if TYPE_CHECKING:
     import numpy as np
@@ -191,7 +191,7 @@ def export_reranker(
     if output.exists() and not exist_ok:
         raise ExportError(f"{output} already exists; choose another output_dir or pass exist_ok=True")
     output.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{output.name}.tmp-", dir=output.parent))
+    scratch = make_scratch_dir(output)  # named with this pid and host: a killed export's is swept by the next run
     try:
         built = scratch / "built"
         _build(checkpoint, built, scratch, base=base, merge=merge, format=format, safe_serialization=safe_serialization)

@@ -1,5 +1,6 @@
 """Trainer callbacks: swift-style log lines and ``logging.jsonl``, a progress bar with the live loss, the
-``training_curves.png`` picture, and SIGINT/SIGTERM turning into "save a checkpoint and stop".
+``training_curves.png`` picture, SIGINT/SIGTERM turning into "save a checkpoint and stop", and publishing each
+checkpoint the trainer saved (completion marker, rename into place, ``last-checkpoint``, atomic rotation).
 
 Each callback does its work only on log/eval/save events or on a signal (a flag check per step), so the
 per-step overhead is negligible.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import signal
 import sys
 import time
@@ -19,7 +21,7 @@ from transformers import TrainerCallback
 from transformers.trainer_callback import ProgressCallback
 
 from st_qwen3emb.training.curves import draw_in_child_process
-from st_qwen3emb.training.run_dir import CURVES_FILE, LOG_FILE
+from st_qwen3emb.training.run_dir import ARGS_FILE, CURVES_FILE, LAST_LINK, LOG_FILE
 
 # swift's train-line keys, in swift's order
 TRAIN_LOG_KEYS = (
@@ -185,3 +187,73 @@ class CurvesCallback(TrainerCallback):
     def on_train_end(self, args, state, control, **kwargs):
         if state.is_world_process_zero:
             draw_in_child_process(self.log_callback.records, self.path)
+
+
+class CheckpointPublisher(TrainerCallback):
+    """Publishes each checkpoint the trainer finished in ``staging`` (``trainer.StagedCheckpoints``).
+
+    On save: the trainer state is re-written with the published path of the best checkpoint (transformers
+    recorded the staging path), ``args.json`` is copied in, the completion marker is written last, and the folder
+    is renamed to ``run_dir/checkpoint-<step>`` and ``last-checkpoint`` pointed at it; then old checkpoints beyond
+    ``save_total_limit`` are renamed to hidden trash before being deleted, so a kill never leaves a visible
+    half-deleted one. Which ones go is transformers' rule (``trainer_utils.sort_checkpoints``: the newest and the
+    best stay).
+    """
+
+    def __init__(self, run_dir: Path, staging: Path, *, save_total_limit: int | None):
+        self.run_dir, self.staging, self.save_total_limit = Path(run_dir), Path(staging), save_total_limit
+
+    def on_save(self, args, state, control, **kwargs):
+        from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+        from st_qwen3emb import distributed
+        from st_qwen3emb.training.checkpoint_marker import TRAINER_STATE, write_marker
+        from st_qwen3emb.training.run_dir import point_link, replace_dir
+
+        name = f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+        staged, target = self.staging / name, self.run_dir / name
+        if state.best_global_step:
+            best = self.run_dir / f"{PREFIX_CHECKPOINT_DIR}-{state.best_global_step}"
+            if best == target or best.is_dir():
+                state.best_model_checkpoint = str(best)
+        distributed.barrier()  # every process has written its part (DeepSpeed: one shard per rank)
+        if args.should_save and staged.is_dir():
+            state.save_to_json(str(staged / TRAINER_STATE))
+            if (self.run_dir / ARGS_FILE).is_file():
+                shutil.copy2(self.run_dir / ARGS_FILE, staged / ARGS_FILE)
+            write_marker(staged, state.global_step)
+            replace_dir(staged, target)
+            point_link(self.run_dir, LAST_LINK, target)
+            self.rotate(state.best_model_checkpoint)
+        distributed.barrier()  # the checkpoint is in place before any process goes on
+
+    def rotate(self, best: str | None) -> None:
+        from transformers.trainer_utils import sort_checkpoints
+
+        from st_qwen3emb.scratch import discard_dir
+
+        limit = self.save_total_limit
+        checkpoints = sort_checkpoints(str(self.run_dir), best_model_checkpoint=best) if limit and limit > 0 else []
+        if not checkpoints:
+            return
+        protected = {checkpoints[-1]} | ({str(Path(best))} if best else set())
+        remaining, keep = len(checkpoints), max(limit, len(protected))
+        for checkpoint in checkpoints:
+            if remaining <= keep:
+                break
+            if checkpoint not in protected:
+                discard_dir(checkpoint)
+                remaining -= 1
+
+    def on_train_end(self, args, state, control, **kwargs):
+        from st_qwen3emb.training.run_dir import point_link
+
+        # transformers' rule for save_total_limit=1 with a best checkpoint: at the end only the best is kept
+        best = state.best_model_checkpoint
+        if args.should_save and self.save_total_limit == 1 and best and Path(best).is_dir():
+            from st_qwen3emb.scratch import discard_dir
+
+            for checkpoint in self.run_dir.glob("checkpoint-*"):
+                if checkpoint.is_dir() and str(checkpoint) != str(Path(best)):
+                    discard_dir(checkpoint)
+            point_link(self.run_dir, LAST_LINK, Path(best))

@@ -58,13 +58,14 @@ def run(config) -> int:
         print(f"st-qwen3emb sft: error: {err}", file=sys.stderr)
         return 2
     except Exception as err:
+        from st_qwen3emb.training.saving import DiskFullError
         from st_qwen3emb.training.sft import TrainingInterrupted
         from st_qwen3emb.training.trainer import NonFiniteLossError
 
         if isinstance(err, TrainingInterrupted):
             print(f"st-qwen3emb sft: {err}", file=sys.stderr)
             return 128 + err.signum
-        if isinstance(err, NonFiniteLossError):
+        if isinstance(err, (NonFiniteLossError, DiskFullError)):
             print(f"st-qwen3emb sft: error: {err}", file=sys.stderr)
             return 1
         raise

@@ -137,10 +137,9 @@ def reranker_trainer_class():
     import torch
     from sentence_transformers.cross_encoder import CrossEncoderTrainer
 
-    from st_qwen3emb.training.trainer import NonFiniteLossError, SwiftTrainer
+    from st_qwen3emb.training.trainer import NonFiniteLossError, StagedCheckpoints
 
-    class SwiftRerankerTrainer(CrossEncoderTrainer):
-        _save_checkpoint = SwiftTrainer._save_checkpoint  # uses only Trainer API, no super()
+    class SwiftRerankerTrainer(StagedCheckpoints, CrossEncoderTrainer):
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             result = super().compute_loss(model, inputs, return_outputs=return_outputs,

@@ -13,9 +13,12 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from st_qwen3emb.scratch import make_scratch_dir, remove_stale_scratch, scratch_path
+from st_qwen3emb.training.checkpoint_marker import TRAINER_STATE, IncompleteCheckpoint, check_checkpoint
 
 ARGS_FILE = "args.json"
 LOG_FILE = "logging.jsonl"
@@ -73,14 +76,13 @@ def write_json_atomic(path: Path, data: Any) -> None:
 def atomic_dir(target: Path) -> Iterator[Path]:
     """Yield a temporary folder next to ``target``; on success it replaces ``target``, on error it is removed.
 
-    The temporary name is deterministic (several processes of one distributed run write into the same
-    folder); ``os.replace`` of a folder is atomic on one filesystem, so readers see the old folder or the new.
+    The temporary folder's name records this process and host (``st_qwen3emb.scratch``), so one left by a kill -9
+    is removed by the next run; ``os.replace`` of a folder is atomic on one filesystem, so readers see the old
+    folder or the new. Several processes of one distributed run share rank 0's folder (``shared_atomic_dir``).
     """
     target = Path(target)
-    tmp = target.with_name(f".tmp-{target.name}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = make_scratch_dir(target)
     try:
         yield tmp
     except BaseException:
@@ -92,7 +94,7 @@ def atomic_dir(target: Path) -> Iterator[Path]:
 def replace_dir(src: Path, target: Path) -> None:
     """Move a finished folder into place, replacing an older one of the same name (a resumed run's step)."""
     if target.exists() or target.is_symlink():
-        old = target.with_name(f".old-{target.name}")
+        old = scratch_path(target, "old")  # killed between the renames: the next run renames it back
         if old.exists():
             shutil.rmtree(old)
         os.replace(target, old)
@@ -129,14 +131,44 @@ def list_runs(output_dir: Path) -> list[Path]:
     return sorted(runs, key=lambda p: int(_RUN_RE.match(p.name).group(1)))
 
 
-def find_resume_checkpoint(spec: str, output_dir: str | Path) -> Path:
-    """``--resume_from_checkpoint``: a checkpoint folder, a run folder (its newest), or ``last`` under output_dir."""
+def remove_stale_run_scratch(output_dir: str | Path) -> tuple[int, int]:
+    """Scratch folders of dead processes in ``output_dir`` and its run folders: removed; (count, bytes freed)."""
+    root = Path(output_dir)
+    count, freed = remove_stale_scratch(root)
+    for run in list_runs(root):
+        n, size = remove_stale_scratch(run)
+        count, freed = count + n, freed + size
+    return count, freed
+
+
+def _newest_complete(checkpoints: list[Path], what: str, say: Callable[[str], None]) -> Path:
+    """The newest complete checkpoint of ``checkpoints`` (oldest first); says which newer ones were skipped."""
+    problems = []
+    for checkpoint in reversed(checkpoints):
+        try:
+            check_checkpoint(checkpoint)
+        except IncompleteCheckpoint as err:
+            problems.append(str(err))
+            continue
+        if problems:
+            say(f"{what}: skipping {len(problems)} incomplete checkpoint(s) ({problems[0]}); resuming from "
+                f"{checkpoint}, the newest complete one")
+        return checkpoint
+    raise IncompleteCheckpoint(f"{what}: no complete checkpoint; {problems[0]}")
+
+
+def find_resume_checkpoint(spec: str, output_dir: str | Path, *, say: Callable[[str], None] = print) -> Path:
+    """``--resume_from_checkpoint``: a checkpoint folder, a run folder (its newest), or ``last`` under output_dir.
+
+    Only a complete checkpoint is returned (``checkpoint_marker.check_checkpoint``). A named checkpoint that is
+    not complete raises ``IncompleteCheckpoint`` naming the file; ``last`` and a run folder fall back to the
+    newest complete checkpoint and ``say`` so. Raises ``FileNotFoundError`` when there is nothing to resume.
+    """
     if spec == "last":
-        for run in reversed(list_runs(Path(output_dir))):
-            checkpoints = list_checkpoints(run)
-            if checkpoints:
-                return checkpoints[-1]
-        raise FileNotFoundError(f"--resume_from_checkpoint last: no checkpoint-* folder in any run under {output_dir}")
+        checkpoints = [c for run in list_runs(Path(output_dir)) for c in list_checkpoints(run)]
+        if not checkpoints:
+            raise FileNotFoundError(f"--resume_from_checkpoint last: no checkpoint-* folder in any run under {output_dir}")
+        return _newest_complete(checkpoints, "--resume_from_checkpoint last", say)
     path = Path(spec).expanduser()
     if not path.is_dir():
         raise FileNotFoundError(f"--resume_from_checkpoint {spec}: no such folder")
@@ -146,10 +178,14 @@ def find_resume_checkpoint(spec: str, output_dir: str | Path) -> Path:
         checkpoints = list_checkpoints(path)
         if not checkpoints:
             raise FileNotFoundError(f"--resume_from_checkpoint {spec}: the run has no checkpoint-* folder")
-        path = checkpoints[-1]
-    if not (path / "trainer_state.json").is_file():
+        return _newest_complete(checkpoints, f"--resume_from_checkpoint {spec}", say)
+    if not (path / TRAINER_STATE).exists():
         raise FileNotFoundError(
             f"--resume_from_checkpoint {spec}: {path} has no trainer_state.json, so it is not a training checkpoint "
             "(a final model or export cannot be resumed; pass it as --model to start a new run from it)"
         )
+    try:
+        check_checkpoint(path)
+    except IncompleteCheckpoint as err:
+        raise IncompleteCheckpoint(f"--resume_from_checkpoint {spec}: {err}") from None
     return path

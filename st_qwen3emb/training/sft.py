@@ -27,12 +27,11 @@ from st_qwen3emb.config import (
 from st_qwen3emb.training.run_dir import (
     ARGS_FILE,
     BEST_LINK,
-    FINAL_DIR,
-    atomic_dir,
     check_output_dir,
     find_resume_checkpoint,
     new_run_dir,
     point_link,
+    remove_stale_run_scratch,
     write_json_atomic,
 )
 
@@ -277,10 +276,18 @@ def resume_checkpoint(config: RunConfig) -> Path | None:
     """The checkpoint ``--resume_from_checkpoint`` names (a checkpoint, a run folder or ``last``), found up front."""
     if not config.resume_from_checkpoint:
         return None
+    from st_qwen3emb.training.checkpoint_marker import IncompleteCheckpoint
+
     try:
-        return find_resume_checkpoint(config.resume_from_checkpoint, config.output_dir)
-    except FileNotFoundError as err:
+        return find_resume_checkpoint(config.resume_from_checkpoint, config.output_dir, say=_notice)
+    except (FileNotFoundError, IncompleteCheckpoint) as err:
         raise ConfigError(str(err)) from None
+
+
+def _notice(text: str) -> None:
+    import sys
+
+    print(f"st-qwen3emb sft: {text}", file=sys.stderr)
 
 
 def with_lora(model, config: RunConfig):
@@ -337,6 +344,11 @@ def start_run(
     gets its path, so all write checkpoints to one place; args.json is written once, by rank 0. Invalid training
     arguments remove the empty folder again. ``record``: the run's own entries for args.json.
     """
+    if distributed.is_main_process():  # scratch folders a kill -9 left behind
+        removed, freed = remove_stale_run_scratch(config.output_dir)
+        if removed:
+            _notice(f"removed {removed} scratch folder(s) left by killed runs under {config.output_dir} "
+                    f"({freed / 2**20:.1f} MB freed)")
     run_dir = distributed.share_from_main(lambda: new_run_dir(config.output_dir))  # one folder for all processes
     try:
         args = build_args(run_dir)
@@ -511,6 +523,8 @@ def run_trainer(
 
     from st_qwen3emb.training.callbacks import CurvesCallback, LossProgressCallback, SignalCallback, SwiftLogCallback
     from st_qwen3emb.training.run_dir import list_checkpoints
+    from st_qwen3emb.training.saving import save_final
+    from st_qwen3emb.training.trainer import train_staged
 
     if trainer_class is None:
         from st_qwen3emb.training.trainer import SwiftTrainer as trainer_class
@@ -538,7 +552,7 @@ def run_trainer(
     with row_embedding_grad(
         model, enabled=embedding_grad == "rows", world_size=args.world_size, deepspeed=args.deepspeed
     ):
-        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+        train_staged(trainer, run_dir, resume)  # atomic checkpoints; a full disk keeps the weights where it can
 
     if trainer.state.best_model_checkpoint and Path(trainer.state.best_model_checkpoint).is_dir():
         point_link(run_dir, BEST_LINK, Path(trainer.state.best_model_checkpoint))
@@ -546,8 +560,6 @@ def run_trainer(
         checkpoints = list_checkpoints(run_dir)
         raise TrainingInterrupted(run_dir, checkpoints[-1] if checkpoints else None, signal_cb.received)
     with distributed.gathered_parameters(model):  # ZeRO-3: full weights on every process while rank 0 saves
-        if trainer.is_world_process_zero():
-            with atomic_dir(run_dir / FINAL_DIR) as tmp:
-                model.save(str(tmp))
-                _write_card(tmp, run_dir)
+        if trainer.is_world_process_zero():  # checks the free space first; a full disk says where the weights are
+            save_final(model, run_dir, step=trainer.state.global_step, write_card=lambda tmp: _write_card(tmp, run_dir))
     return run_dir

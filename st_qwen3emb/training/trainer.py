@@ -2,9 +2,10 @@
 loud stop on a non-finite loss.
 
 transformers writes ``checkpoint-<step>`` in place, so a crash mid-save leaves a half-written folder that
-``--resume_from_checkpoint last`` would pick up; here every checkpoint is written to a temporary folder and
-renamed, then ``last-checkpoint`` is pointed at it. transformers only filters NaN losses out of the logged
-average (``logging_nan_inf_filter``) and keeps training on garbage; here the run stops naming the step.
+``--resume_from_checkpoint last`` would pick up. Here the trainer saves its checkpoints as it always does, but into
+a hidden scratch folder of the run (``StagedCheckpoints``); ``callbacks.CheckpointPublisher`` then marks each
+finished one complete and renames it into place (``train_staged``). transformers only filters NaN losses out of
+the logged average (``logging_nan_inf_filter``) and keeps training on garbage; here the run stops naming the step.
 """
 
 from __future__ import annotations
@@ -14,12 +15,11 @@ from pathlib import Path
 
 import torch
 from sentence_transformers import SentenceTransformerTrainer
-from transformers.trainer import TRAINER_STATE_NAME
-from transformers.trainer_callback import ExportableState
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, SaveStrategy, rotate_checkpoints
 
-from st_qwen3emb.distributed import gathered_parameters, shared_atomic_dir
-from st_qwen3emb.training.run_dir import ARGS_FILE, LAST_LINK, point_link
+from st_qwen3emb import distributed
+from st_qwen3emb.distributed import gathered_parameters
+from st_qwen3emb.scratch import scratch_path
+from st_qwen3emb.training.saving import DiskFullError, checkpoint_failure, is_disk_full
 
 
 class NonFiniteLossError(RuntimeError):
@@ -34,7 +34,45 @@ class NonFiniteLossError(RuntimeError):
         )
 
 
-class SwiftTrainer(SentenceTransformerTrainer):
+class StagedCheckpoints:
+    """Trainer mixin: checkpoints are written into ``checkpoint_staging`` (set by ``train_staged``).
+
+    ``Trainer._get_output_dir`` is the one place transformers asks where ``checkpoint-<step>`` goes (its
+    ``_save_checkpoint`` and the end-of-training cleanup); redirecting it keeps the rest of its saving untouched.
+    """
+
+    checkpoint_staging: Path | None = None
+
+    def _get_output_dir(self, trial) -> str:
+        if self.checkpoint_staging is not None and trial is None:
+            return str(self.checkpoint_staging)
+        return super()._get_output_dir(trial)
+
+
+def train_staged(trainer, run_dir: Path, resume: Path | None) -> None:
+    """``trainer.train`` with atomic checkpoints (see the module docstring) and a full disk reported as
+    ``DiskFullError``, after keeping the trained weights where they fit (``saving.checkpoint_failure``)."""
+    from st_qwen3emb.training.callbacks import CheckpointPublisher
+
+    staging = Path(distributed.share_from_main(lambda: str(scratch_path(run_dir / "checkpoints"))))
+    trainer.checkpoint_staging = staging
+    trainer.add_callback(CheckpointPublisher(run_dir, staging, save_total_limit=trainer.args.save_total_limit))
+    try:
+        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    except Exception as err:
+        if isinstance(err, DiskFullError) or not is_disk_full(err):
+            raise
+        failure = checkpoint_failure(err, trainer, run_dir, staging)
+        if failure is not None:
+            raise failure from err
+        # the last step's checkpoint failed, training itself had finished: end it as transformers would have
+        trainer.callback_handler.on_train_end(trainer.args, trainer.state, trainer.control)
+    finally:
+        if trainer.args.should_save:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+class SwiftTrainer(StagedCheckpoints, SentenceTransformerTrainer):
     """The trainer used by ``st_qwen3emb.training.train``; see the module docstring."""
 
     run_dir: Path
@@ -53,40 +91,3 @@ class SwiftTrainer(SentenceTransformerTrainer):
         with gathered_parameters(self.model):
             if self.args.should_save:
                 super()._save(output_dir)
-
-    def _save_checkpoint(self, model, trial) -> None:
-        run_dir = Path(self._get_output_dir(trial=trial))
-        target = run_dir / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
-        if self.hp_search_backend is None and trial is None:
-            self.store_flos()
-        with shared_atomic_dir(target) as tmp:  # one folder for all processes (DeepSpeed writes from each rank)
-            self.save_model(str(tmp), _internal_call=True)
-            if self.args.save_strategy in (SaveStrategy.STEPS, SaveStrategy.EPOCH, SaveStrategy.BEST):
-                best_step = self.state.best_global_step
-                if best_step:
-                    best = run_dir / f"{PREFIX_CHECKPOINT_DIR}-{best_step}"
-                    if best == target or best.exists():
-                        self.state.best_model_checkpoint = str(best)
-            if not self.args.save_only_model:
-                self._save_optimizer_and_scheduler(str(tmp))
-                self._save_scaler(str(tmp))
-                self._save_rng_state(str(tmp))
-            if self.args.should_save:
-                for cb in [c for c in self.callback_handler.callbacks + [self.control] if isinstance(c, ExportableState)]:
-                    name = cb.__class__.__name__
-                    if isinstance(self.state.stateful_callbacks.get(name), list):
-                        self.state.stateful_callbacks[name].append(cb.state())
-                    else:
-                        self.state.stateful_callbacks[name] = cb.state()
-                self.state.save_to_json(str(tmp / TRAINER_STATE_NAME))
-                if (run_dir / ARGS_FILE).is_file():
-                    shutil.copy2(run_dir / ARGS_FILE, tmp / ARGS_FILE)
-            self.accelerator.wait_for_everyone()
-        if self.args.should_save:
-            point_link(run_dir, LAST_LINK, target)
-            rotate_checkpoints(
-                output_dir=str(run_dir),
-                save_total_limit=self.args.save_total_limit,
-                best_model_checkpoint=self.state.best_model_checkpoint,
-                use_mtime=False,
-            )

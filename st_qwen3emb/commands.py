@@ -79,12 +79,16 @@ def evaluation(args: Mapping[str, Any], model: Path) -> tuple[str, str]:
             "nDCG@10 on the run's retrieval set",
         )
     sts = list(args.get("eval_sts") or [])
+    what = "Spearman of the base and the trained model on "
     if not sts and args.get("loss_type") in _PAIR_LOSSES:
         sts = list(args.get("val_dataset") or [])
+        trained_on = [str(d) for d in args.get("dataset") or [] if Path(str(d)).exists()]
+        if not sts and trained_on:  # local data may mean no Hub: score on it rather than print a command that fails
+            sts, what = trained_on[:1], "Spearman on the local data it trained on (a check, not a held-out score): "
     dataset = sts[0] if sts else "stsb"
     models = [m for m in (args.get("model"), model) if m]
     output = Path(str(args.get("run_dir") or model.parent)) / "sts_results.json"
-    what = "Spearman of the base and the trained model on " + (dataset if sts else "STS-B test (from the Hub)")
+    what += dataset if sts else "STS-B test (from the Hub)"
     return command("eval sts", ["--model", *models, "--dataset", dataset, "--output", output]), what
 
 

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from st_qwen3emb import commands
 from st_qwen3emb.cli import main as cli_main
 from st_qwen3emb.training.cli import main as sft_main
 
@@ -31,6 +30,7 @@ PAIRS = [
     ("The sun is bright.", "It is raining heavily.", 0.4),
     ("He reads a book.", "A man is reading.", 3.9),
 ]
+PROGRAM = "st-qwen3emb"
 AWKWARD = "out dir's $HOME;x"  # a space, a quote and shell characters: only quoting keeps this one path
 
 
@@ -60,9 +60,9 @@ def printed_commands(text: str) -> list[list[str]]:
     """
     found = []
     for line in text.splitlines():
-        start = line.find(commands.PROGRAM + " ")
-        while start >= 0 and line[start + len(commands.PROGRAM) + 1 :].split(" ", 1)[0].endswith(":"):
-            start = line.find(commands.PROGRAM + " ", start + 1)
+        start = line.find(PROGRAM + " ")
+        while start >= 0 and line[start + len(PROGRAM) + 1 :].split(" ", 1)[0].endswith(":"):
+            start = line.find(PROGRAM + " ", start + 1)
         if start < 0:
             continue
         head = line[:start].split()
@@ -75,9 +75,9 @@ def printed_commands(text: str) -> list[list[str]]:
 
 def parse_with_real_parser(words: list[str]) -> object:
     """Give ``words`` (a printed command) to the argparse/flag parser its subcommand runs; SystemExit fails."""
-    env = [w for w in words if "=" in w and w.split("=", 1)[0].isupper() and words.index(w) < words.index(commands.PROGRAM)]
+    env = [w for w in words if "=" in w and w.split("=", 1)[0].isupper() and words.index(w) < words.index(PROGRAM)]
     words = words[len(env) :]
-    assert words[0] == commands.PROGRAM, words
+    assert words[0] == PROGRAM, words
     sub, rest = words[1], words[2:]
     if sub == "sft":
         from st_qwen3emb.config import parse_args
@@ -98,7 +98,7 @@ def parse_with_real_parser(words: list[str]) -> object:
 
 
 def run_printed(words: list[str], capsys) -> tuple[int, str]:
-    assert words[0] == commands.PROGRAM
+    assert words[0] == PROGRAM
     code = cli_main(words[1:])
     captured = capsys.readouterr()
     return code, captured.out + captured.err
@@ -114,6 +114,8 @@ def _records(run: Path) -> list[dict]:
 
 # --- the builders ------------------------------------------------------------------------------------------
 def test_every_builder_quotes_paths_and_parses(tmp_path):
+    from st_qwen3emb import commands
+
     odd = tmp_path / AWKWARD / "final"
     args = {"model": str(tmp_path / "base model"), "train_type": "lora", "loss_type": "cosine_similarity",
             "dataset": [str(tmp_path / "a b.jsonl")], "val_dataset": [str(tmp_path / "a b.jsonl")],
@@ -171,7 +173,7 @@ def test_export_prints_runnable_next_steps_and_hints(full_run, tmp_path, capsys)
     run, _ = full_run
     # merging a full checkpoint: the hint names the export command that does work
     code, output = run_printed(
-        [commands.PROGRAM, "export", "--adapters", str(run / "final"), "--merge_lora", "true"], capsys
+        [PROGRAM, "export", "--adapters", str(run / "final"), "--merge_lora", "true"], capsys
     )
     assert code == 2
     (hint,) = printed_commands(output)
@@ -192,7 +194,7 @@ def test_push_hint_to_write_a_card_runs(full_run, tmp_path, capsys):
     folder = tmp_path / "no card here"
     shutil.copytree(run / "final", folder)
     (folder / "README.md").unlink()
-    push = [commands.PROGRAM, "push", "--model_dir", str(folder), "--repo_id", "me/model", "--dry_run"]
+    push = [PROGRAM, "push", "--model_dir", str(folder), "--repo_id", "me/model", "--dry_run"]
     code, output = run_printed(push, capsys)
     assert code == 2
     (hint,) = printed_commands(output)

@@ -49,8 +49,8 @@ def sft_command(args: Mapping[str, Any], *, resume_from: str | Path | None = Non
 def after_training(args: Mapping[str, Any], final: Path, merged: Path | None = None) -> list[tuple[str, str]]:
     """(command, what it does) to run after a training run whose model is in ``final``, in order.
 
-    A LoRA run's ``final/`` holds an adapter: it is merged into ``merged`` first (export's default folder), and
-    evaluation and push use the merged folder.
+    A LoRA run's ``final/`` holds an adapter: it is merged first, into ``merged`` (default ``final-merged`` next to
+    it, named in the printed command), and evaluation and push use the merged folder.
     """
     task_type = str(args.get("task_type") or "embedding")
     reranker = task_type != "embedding"

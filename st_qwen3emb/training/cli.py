@@ -82,9 +82,4 @@ def closing_summary(run_dir, config) -> list[str]:
         args = json.loads((run_dir / ARGS_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         args = config.to_args_json()
-    merged = None
-    if config.train_type == "lora":
-        from st_qwen3emb.export import default_output_dir
-
-        merged = default_output_dir(final, True)
-    return lines + ["Next:", *commands.format_steps(commands.after_training(args, final, merged))]
+    return lines + ["Next:", *commands.format_steps(commands.after_training(args, final))]

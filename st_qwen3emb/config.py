@@ -441,6 +441,51 @@ def help_text() -> str:
     return "\n".join(lines)
 
 
+def given_flags(argv: Iterable[str]) -> dict[str, list[str]]:
+    """The ``RunConfig`` flags on a command line by field name (aliases folded), with their value words."""
+    names = _flag_names()
+    return {names[name]: values for name, values in _split_flags(argv) if name in names}
+
+
+def flags_from_args_json(args: Mapping[str, Any]) -> list[str]:
+    """The ``st-qwen3emb sft`` flags, as argv words, that rebuild the run recorded in ``args`` (its ``args.json``).
+
+    The ``RunConfig`` flags whose recorded value differs from the default (LoRA flags only for a LoRA run, never
+    ``--resume_from_checkpoint``, which names a step of a run rather than the run) and the trainer flags passed
+    through by name. Other keys record the run (rows, prompts, env, ...) and are not flags. ``parse_args`` of the
+    result gives the recorded run's settings again; resuming relies on it.
+    """
+    fields = {f.name: f for f in flag_fields()}
+    words: list[str] = []
+    for name, value in args.items():
+        if name == "resume_from_checkpoint" or value is None:
+            continue
+        if name in fields:
+            if _same(value, fields[name].default) or (name in LORA_FLAGS and args.get("train_type") != "lora"):
+                continue
+        elif name in _OWNED_TRAINING_ARGS or name not in _training_arg_actions():
+            continue
+        items = value if isinstance(value, (list, tuple)) else [value]
+        if not items:
+            continue
+        words += [f"--{name}", *(_flag_word(item) for item in items)]
+    return words
+
+
+def _same(value: Any, default: Any) -> bool:
+    return (list(value) if isinstance(value, tuple) else value) == (list(default) if isinstance(default, tuple) else default)
+
+
+def _flag_word(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        import json
+
+        return json.dumps(value)
+    return str(value)
+
+
 def override_flags(defaults: list[str], overrides: list[str]) -> list[str]:
     """``defaults`` with every flag the user gave in ``overrides`` replaced (aliases count as the same flag).
 

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from st_qwen3emb import lora
+from st_qwen3emb import commands, lora
 from st_qwen3emb.booleans import parse_bool
 from st_qwen3emb.model_card import find_run_dir  # the run-layout rule lives with the card; reranker_export uses it
 from st_qwen3emb.scratch import make_scratch_dir
@@ -328,7 +328,8 @@ def export(
     if merge and not is_adapter:
         raise ExportError(
             f"{checkpoint} is not a LoRA adapter checkpoint (no {lora.ADAPTER_CONFIG}), so there is nothing to merge. "
-            f"For a full fine-tuning checkpoint run: st-qwen3emb export --model {checkpoint} --output_dir DIR"
+            "For a full fine-tuning checkpoint run: "
+            + commands.export_full_model(checkpoint, Path(output_dir) if output_dir else default_output_dir(checkpoint, False))
         )
     if is_adapter and not merge:
         raise ExportError(
@@ -437,6 +438,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"st-qwen3emb export: {err}", file=sys.stderr)
         return 2
     print(out)
+    print("Next:", *commands.format_steps(commands.after_export(out, args.task_type)), sep="\n")
     return 0
 
 

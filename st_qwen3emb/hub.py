@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from st_qwen3emb import commands
 from st_qwen3emb.model_card import CARD_FILENAME, CardInputError, read_json
 
 logger = logging.getLogger(__name__)
@@ -113,7 +114,7 @@ def check_model_folder(model_dir: Path) -> None:
         raise PushRefused(f"{model_dir / 'modules.json'}: no Transformer module")
     card = model_dir / CARD_FILENAME
     if not card.is_file():
-        raise PushRefused(f"{model_dir}: no model card ({CARD_FILENAME}); write one with 'st-qwen3emb card'")
+        raise PushRefused(f"{model_dir}: no model card ({CARD_FILENAME}); write one with: " + commands.write_card(model_dir))
     from huggingface_hub import ModelCard
 
     try:

@@ -170,7 +170,8 @@ def test_resume_ends_with_the_same_weights(tiny_qwen_causal, sts_file, tmp_path)
     assert sft_main(_flags(tiny_qwen_causal, sts_file, out, *common, "--resume_from_checkpoint", str(first / "checkpoint-3"))) == 0
     second = max(out.glob("v1-*"))
     assert json.loads((second / "args.json").read_text())["resume_from_checkpoint"].endswith("checkpoint-3")
-    assert _records(second)[0]["global_step/max_steps"] == "4/8"
+    steps = [r["global_step/max_steps"] for r in _records(second)]
+    assert steps[:4] == ["1/8", "2/8", "3/8", "4/8"]  # the first run's history up to checkpoint-3, then step 4 on
     a, b = _weights(first / "final"), _weights(second / "final")
     assert a.keys() == b.keys()
     for name in a:
@@ -367,4 +368,5 @@ def test_train_sts_script_runs_offline(tmp_path, monkeypatch, capsys):
     printed = capsys.readouterr().out
     run = _only_run(tmp_path / "out")
     assert "offline recipe" in printed and str(run / "final") in printed and "Next:" in printed
+    assert "eval_spearman_cosine" in printed and "before training ->" in printed  # the closing summary's scores
     assert json.loads((run / "args.json").read_text())["model"].endswith("model")

@@ -35,7 +35,9 @@ def run_recipe(online: list[str], offline: list[str], argv: list[str] | None, wh
         print("The Hugging Face Hub is not reachable: using the offline recipe (packaged all-MiniLM-L6-v2 and the "
               "repository's STS sample). Pass --model/--dataset to choose your own.", flush=True)
     flags = override_flags(recipe, argv)
-    print("st-qwen3emb sft " + " ".join(flags), flush=True)
+    from st_qwen3emb.commands import command
+
+    print(command("sft", flags), flush=True)
     try:
         config = parse_args(flags)
     except ConfigError as err:

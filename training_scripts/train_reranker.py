@@ -59,7 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         # full fine-tuning: the recipe's LoRA shape would be rejected as meaningless
         recipe = [x for i, x in enumerate(recipe) if x not in LORA_FLAGS and recipe[i - 1] not in LORA_FLAGS]
     flags = override_flags(recipe, argv)
-    print("st-qwen3emb sft " + " ".join(flags), flush=True)
+    from st_qwen3emb.commands import command
+
+    print(command("sft", flags), flush=True)
     return sft_main(flags)
 
 

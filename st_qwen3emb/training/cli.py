@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 
 
@@ -12,11 +14,16 @@ def main(argv: list[str] | None = None) -> int:
     if any(a in ("-h", "--help") for a in argv):
         print(help_text())
         return 0
+    from st_qwen3emb.training.resume import restore_flags
+
     try:
+        argv, resuming = restore_flags(argv)  # --resume_from_checkpoint alone brings back the run's flags
         config = parse_args(argv)
     except ConfigError as err:
         print(f"st-qwen3emb sft: error: {err}", file=sys.stderr)
         return 2
+    if resuming and "LOCAL_RANK" not in os.environ:  # once, not again in each launched worker
+        print(f"st-qwen3emb sft: {resuming}", flush=True)
     from st_qwen3emb.distributed import maybe_relaunch  # NPROC_PER_NODE=N: the same command under torchrun
 
     try:
@@ -70,18 +77,31 @@ def run(config) -> int:
             return 1
         raise
     from st_qwen3emb import distributed
-    from st_qwen3emb.config import RERANKER_TASK_TYPES
 
     if not distributed.is_main_process():
         return 0  # under NPROC_PER_NODE every process returns here; rank 0 alone reports the run
-    final = run_dir / "final"
-    print(f"\nRun folder: {run_dir}")
-    if final.is_dir():
-        loader = "CrossEncoder" if config.task_type in RERANKER_TASK_TYPES else "SentenceTransformer"
-        print(f"Model:      {final}  (loads with {loader}({str(final)!r}))")
-        print("Next:")
-        print(f"  st-qwen3emb eval --model {final}")
-        if config.train_type == "lora":
-            print(f"  st-qwen3emb export --adapters {final} --merge_lora true --output_dir {final}-merged")
-        print(f"  st-qwen3emb push {final} YOUR_NAME/MODEL_NAME")
+    print("\n".join(["", *closing_summary(run_dir, config)]))
     return 0
+
+
+def closing_summary(run_dir, config) -> list[str]:
+    """The lines printed when a run ends: where it is, the eval score before and after, the next commands."""
+    from st_qwen3emb import commands
+    from st_qwen3emb.config import RERANKER_TASK_TYPES
+    from st_qwen3emb.training.history import closing_scores
+    from st_qwen3emb.training.run_dir import ARGS_FILE
+
+    final = run_dir / "final"
+    lines = [f"Run folder: {run_dir}"]
+    scores = closing_scores(run_dir)
+    if scores:
+        lines.append(scores)
+    if not final.is_dir():
+        return lines
+    loader = "CrossEncoder" if config.task_type in RERANKER_TASK_TYPES else "SentenceTransformer"
+    lines.append(f"Model:      {final}  (loads with {loader}({str(final)!r}))")
+    try:
+        args = json.loads((run_dir / ARGS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        args = config.to_args_json()
+    return lines + ["Next:", *commands.format_steps(commands.after_training(args, final))]

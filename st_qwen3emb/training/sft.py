@@ -7,6 +7,7 @@ bad command fails in seconds and leaves nothing behind.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from st_qwen3emb.config import (
     resolved_learning_rate,
     validate,
 )
+from st_qwen3emb.training.history import EVAL_METRIC_KEY
 from st_qwen3emb.training.run_dir import (
     ARGS_FILE,
     BEST_LINK,
@@ -46,15 +48,24 @@ _SYMMETRIC_LABELS = ("similarity", "binary")
 
 
 class TrainingInterrupted(RuntimeError):
-    """SIGINT/SIGTERM stopped the run after saving ``checkpoint``; resume with ``--resume_from_checkpoint``."""
+    """SIGINT/SIGTERM stopped the run after saving ``checkpoint``; the message holds the complete command that
+    continues it (rebuilt from the run's args.json), or that starts it again when no checkpoint exists."""
 
     def __init__(self, run_dir: Path, checkpoint: Path | None, signum: int):
+        from st_qwen3emb import commands
+
         self.run_dir, self.checkpoint, self.signum = run_dir, checkpoint, signum
-        where = f"checkpoint saved at {checkpoint}" if checkpoint else "no checkpoint could be saved"
-        super().__init__(
-            f"training interrupted; {where}. Continue with: st-qwen3emb sft ... --resume_from_checkpoint "
-            f"{checkpoint or 'last'}"
-        )
+        try:
+            args = json.loads((run_dir / ARGS_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            args = {"output_dir": str(run_dir.parent)}  # resuming restores the flags from the checkpoint's args.json
+        if checkpoint:
+            self.command = commands.sft_command(args, resume_from=checkpoint)
+            text = f"checkpoint saved at {checkpoint}. Continue with:\n  {self.command}"
+        else:
+            self.command = commands.sft_command(args)
+            text = f"no checkpoint could be saved. Start again with:\n  {self.command}"
+        super().__init__(f"training interrupted; {text}")
 
 
 @dataclass(frozen=True)
@@ -369,12 +380,20 @@ def start_run(
         "eval_rows": eval_rows,
         **record,
         "env": loss_environment(config.loss_type),
+        EVAL_METRIC_KEY: {"name": _metric_key(args.metric_for_best_model), "greater_is_better": args.greater_is_better},
         "run_dir": str(run_dir),
         "st_qwen3emb_version": __version__,
     }
     if distributed.is_main_process():
         write_json_atomic(run_dir / ARGS_FILE, resolved)
     return run_dir, args
+
+
+def _metric_key(metric: str | None) -> str | None:
+    """The logged key of ``metric_for_best_model`` (transformers accepts it with or without ``eval_``)."""
+    if not metric:
+        return None
+    return metric if metric.startswith("eval_") else f"eval_{metric}"
 
 
 def train(config: RunConfig) -> Path:
@@ -522,6 +541,7 @@ def run_trainer(
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     from st_qwen3emb.training.callbacks import CurvesCallback, LossProgressCallback, SignalCallback, SwiftLogCallback
+    from st_qwen3emb.training.history import carry_history, own_checkpoint
     from st_qwen3emb.training.run_dir import list_checkpoints
     from st_qwen3emb.training.saving import save_final
     from st_qwen3emb.training.trainer import train_staged
@@ -530,7 +550,12 @@ def run_trainer(
         from st_qwen3emb.training.trainer import SwiftTrainer as trainer_class
 
     log_cb = SwiftLogCallback(run_dir)
+    if resume is not None and distributed.is_main_process():
+        log_cb.records.extend(carry_history(resume, run_dir))  # the log and the curves continue the earlier run's
     signal_cb = SignalCallback()
+    evaluates = str(getattr(args.eval_strategy, "value", args.eval_strategy)) != "no" and bool(
+        evaluators or eval_dataset is not None
+    )
     trainer = trainer_class(
         model=model,
         args=args,
@@ -538,7 +563,7 @@ def run_trainer(
         eval_dataset=eval_dataset,
         loss=loss,
         evaluator=(evaluators[0] if len(evaluators) == 1 else evaluators) or None,
-        callbacks=[log_cb, signal_cb, CurvesCallback(run_dir, log_cb)],
+        callbacks=[log_cb, signal_cb, CurvesCallback(run_dir, log_cb)] + ([_evaluate_at_end_callback()] if evaluates else []),
     )
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
@@ -549,13 +574,17 @@ def run_trainer(
         trainer.add_callback(LossProgressCallback())
     from st_qwen3emb.training.speed import row_embedding_grad
 
+    if evaluates and resume is None:
+        _log_baseline(trainer)
     with row_embedding_grad(
         model, enabled=embedding_grad == "rows", world_size=args.world_size, deepspeed=args.deepspeed
     ):
         train_staged(trainer, run_dir, resume)  # atomic checkpoints; a full disk keeps the weights where it can
 
-    if trainer.state.best_model_checkpoint and Path(trainer.state.best_model_checkpoint).is_dir():
-        point_link(run_dir, BEST_LINK, Path(trainer.state.best_model_checkpoint))
+    best = trainer.state.best_model_checkpoint
+    if best and Path(best).is_dir() and trainer.is_world_process_zero():
+        # a resumed run's best may lie in the earlier run's folder: link to this run's own copy of it
+        point_link(run_dir, BEST_LINK, own_checkpoint(Path(best), run_dir))
     if signal_cb.received is not None:
         checkpoints = list_checkpoints(run_dir)
         raise TrainingInterrupted(run_dir, checkpoints[-1] if checkpoints else None, signal_cb.received)
@@ -563,3 +592,32 @@ def run_trainer(
         if trainer.is_world_process_zero():  # checks the free space first; a full disk says where the weights are
             save_final(model, run_dir, step=trainer.state.global_step, write_card=lambda tmp: _write_card(tmp, run_dir))
     return run_dir
+
+
+def _log_baseline(trainer) -> None:
+    """Evaluate the untrained model and log it at step 0: the "before" of the closing summary and of the curves.
+
+    The evaluators are called directly (as the trainer's evaluation loop calls them, ``eval_`` prefix included)
+    rather than through ``trainer.evaluate``, which would prepare the model for the accelerator before training.
+    """
+    if trainer.evaluator is None or not trainer.is_world_process_zero():
+        return
+    metrics = trainer.evaluator(trainer.model)
+    if not isinstance(metrics, dict):
+        return
+    logged = {k if k.startswith("eval_") else f"eval_{k}": v for k, v in metrics.items()}
+    trainer.log(logged)
+
+
+def _evaluate_at_end_callback():
+    from transformers import TrainerCallback
+
+    class EvaluateAtEnd(TrainerCallback):
+        """Evaluate at the last step (the "after" of the closing summary), whatever ``--eval_steps`` is; with
+        ``--eval_strategy epoch`` the last epoch's end already does."""
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step >= state.max_steps and str(getattr(args.eval_strategy, "value", "")) == "steps":
+                control.should_evaluate = True
+
+    return EvaluateAtEnd()

@@ -21,6 +21,7 @@ from st_qwen3emb.config import (
     override_flags,
     parse_args,
 )
+from st_qwen3emb.training.checkpoint_marker import IncompleteCheckpoint
 from st_qwen3emb.training.run_dir import ARGS_FILE, find_resume_checkpoint
 
 
@@ -49,7 +50,7 @@ def restore_flags(argv: list[str], environ: MutableMapping[str, str] | None = No
     output_dir = (given.get("output_dir") or [RunConfig.output_dir])[0]
     try:
         checkpoint = find_resume_checkpoint(spec[0], output_dir)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, IncompleteCheckpoint) as err:  # a one-line error, exit 2, before any run folder
         raise ConfigError(str(err)) from None
     found = recorded_args(checkpoint)
     if found is None:

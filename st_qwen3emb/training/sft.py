@@ -455,6 +455,10 @@ def run_trainer(
     if trainer_class is None:
         from st_qwen3emb.training.trainer import SwiftTrainer as trainer_class
 
+    from st_qwen3emb import saved_config
+
+    # Read before training: the final model's config.json keeps the base's (see st_qwen3emb.saved_config).
+    base_config = saved_config.read_base_config(saved_config.base_name_or_path(model))
     log_cb = SwiftLogCallback(run_dir)
     signal_cb = SignalCallback()
     trainer = trainer_class(
@@ -464,7 +468,7 @@ def run_trainer(
         eval_dataset=eval_dataset,
         loss=loss,
         evaluator=(evaluators[0] if len(evaluators) == 1 else evaluators) or None,
-        callbacks=[log_cb, signal_cb, CurvesCallback(run_dir, log_cb)],
+        callbacks=[log_cb, signal_cb, CurvesCallback(run_dir, log_cb), saved_config.keep_token_ids(model)],
     )
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
@@ -489,5 +493,6 @@ def run_trainer(
         if trainer.is_world_process_zero():
             with atomic_dir(run_dir / FINAL_DIR) as tmp:
                 model.save(str(tmp))
+                saved_config.keep_base_config(tmp, base_config)
                 _write_card(tmp, run_dir)
     return run_dir

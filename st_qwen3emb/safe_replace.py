@@ -167,6 +167,6 @@ def check_file_replaceable(path: str | Path, is_ours: Callable[[Path], bool], *,
         raise ReplaceRefused(f"the {what} {target} is a folder; pass a file name")
     if target.exists() and not is_ours(target):
         raise ReplaceRefused(
-            f"refusing to overwrite {target}: it is not a {what} written by this project. Nothing was changed; "
+            f"refusing to overwrite {target} with the {what}: this project did not write it. Nothing was changed; "
             "choose another file name"
         )

@@ -124,3 +124,26 @@ def test_replace_folder_rechecks_before_the_swap(tmp_path):
     with pytest.raises(ReplaceRefused):
         safe_replace.replace_folder(built, target, kind="export", exist_ok=True, scratch=scratch)
     assert (target / "theirs.txt").read_text() == "theirs" and (built / "new.txt").is_file()
+
+
+# --- files written by evaluation -------------------------------------------------------------------------
+def test_eval_outputs_overwrite_only_earlier_summaries(tmp_path, monkeypatch, capsys):
+    from st_qwen3emb.evaluation.cli import main as eval_main
+    from st_qwen3emb.evaluation.summary import write_summary
+
+    monkeypatch.chdir(tmp_path)
+    Path("data.csv").write_text("a,b\n1,2\n")
+    # refused before any model loads (the model does not even exist)
+    rc = eval_main(["sts", "--model", "no/such-model", "--dataset", "x.tsv", "--output", "data.csv"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "data.csv" in err and "did not write it" in err
+    assert Path("data.csv").read_text() == "a,b\n1,2\n"
+    Path("chart.png").write_bytes(b"\x89PNG my picture")
+    assert eval_main(["sts", "--model", "no/such-model", "--dataset", "x.tsv", "--output", "chart.json"]) == 2
+    assert "chart.png" in capsys.readouterr().err and Path("chart.png").read_bytes() == b"\x89PNG my picture"
+    assert eval_main(["mteb", "--model", "m", "--tasks", "STSBenchmark", "--summary", "data.csv"]) == 2
+    assert Path("data.csv").read_text() == "a,b\n1,2\n"
+    with pytest.raises(ReplaceRefused, match="data.csv"):
+        write_summary([], "data.csv")
+    write_summary([], "summary.json")
+    write_summary([], "summary.json")  # an earlier summary is replaced

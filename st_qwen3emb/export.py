@@ -25,7 +25,13 @@ from typing import TYPE_CHECKING, Any
 
 from st_qwen3emb import commands, lora
 from st_qwen3emb.booleans import parse_bool
-from st_qwen3emb.model_card import find_run_dir  # the run-layout rule lives with the card; reranker_export uses it
+from st_qwen3emb.model_card import (
+    CARD_FILENAME,
+    CURVES_FILENAME,
+    find_run_dir,  # the run-layout rule lives with the card; reranker_export uses it
+)
+from st_qwen3emb.safe_replace import ReplaceRefused, check_replaceable, replace_folder, write_marker
+from st_qwen3emb.saved_config import keep_base_config, read_base_config
 from st_qwen3emb.scratch import make_scratch_dir
 
 if TYPE_CHECKING:
@@ -35,6 +41,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 FORMATS = ("portable", "legacy")
+# The kind recorded in the marker of every export folder (embedding or reranker): what --exist_ok may replace.
+EXPORT_KIND = "export"
 EMBEDDING_TASK_TYPES = ("embedding",)
 RERANKER_TASK_TYPES = ("generative_reranker", "reranker")
 # Training state that a checkpoint may hold and an export never needs.
@@ -268,19 +276,9 @@ def _write_card(folder: Path, checkpoint: Path, base_model: str | None, name: st
     write_model_card(folder, run_dir=find_run_dir(checkpoint.resolve()), base_model=base_model, model_name=name)
 
 
-def _move_into_place(built: Path, output: Path, scratch: Path) -> None:
-    if not output.exists():
-        os.replace(built, output)
-        return
-    # exist_ok: the old export goes only after the new one is complete, and is moved aside first so that
-    # the swap is two renames on the same file system; it is put back if the second rename fails.
-    old = scratch / "previous"
-    os.replace(output, old)
-    try:
-        os.replace(built, output)
-    except OSError:
-        os.replace(old, output)
-        raise
+def mark_as_export(folder: Path) -> None:
+    """The marker that lets a later ``--exist_ok true`` replace this folder (the card's files may be added later)."""
+    write_marker(folder, kind=EXPORT_KIND, may_add=(CARD_FILENAME, CURVES_FILENAME))
 
 
 def export(
@@ -303,7 +301,8 @@ def export(
         merge_lora: merge the adapter into the base weights; default: whenever the checkpoint is an adapter.
         base_model: the adapter's base model, when the one recorded in the checkpoint is not reachable.
         format: ``portable`` (sentence-transformers 6 layout) or ``legacy`` (pre-5.4 layout).
-        exist_ok: replace an existing output folder (only once the new export is complete).
+        exist_ok: replace an existing output folder (only once the new export is complete), if it is an earlier
+            export or empty (``st_qwen3emb.safe_replace``); anything else is refused.
         safe_serialization: safetensors weights (default) instead of pickle.
         task_type: ``embedding``; the reranker types go to ``st_qwen3emb.reranker_export.export_reranker``.
         trust_remote_code: as in transformers; off unless asked for.
@@ -340,8 +339,7 @@ def export(
     output = output.resolve()
     if output == checkpoint.resolve() or output in checkpoint.resolve().parents:
         raise ExportError(f"the output {output} would overwrite the checkpoint it is exported from")
-    if output.exists() and not exist_ok:
-        raise ExportError(f"the output folder {output} already exists; pass --exist_ok true to replace it")
+    check_replaceable(output, kind=EXPORT_KIND, exist_ok=exist_ok)
     base = resolve_base_model(checkpoint, base_model) if is_adapter else _read_args(checkpoint).get("model")
 
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -350,7 +348,7 @@ def export(
         built = scratch / "model"
         _build(checkpoint, built, scratch, name=output.name, base=base, merge=merge, format=format,
                safe_serialization=safe_serialization, trust_remote_code=trust_remote_code)
-        _move_into_place(built, output, scratch)
+        replace_folder(built, output, kind=EXPORT_KIND, exist_ok=exist_ok, scratch=scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     logger.info("Exported %s to %s", checkpoint, output)
@@ -382,12 +380,14 @@ def _build(
         _assert_same(reference, probe_embeddings(model), tol, "merging the adapter")
 
     model.save(str(built), safe_serialization=safe_serialization)
+    keep_base_config(built, read_base_config(base if merge else checkpoint))
     leftovers = [p.name for p in built.rglob("adapter_*")]
     if leftovers:
         raise ExportError(f"the export still holds adapter files {leftovers}")
     if format == "legacy":
         write_legacy_layout(built, model)
     _write_card(built, checkpoint, base, name)
+    mark_as_export(built)
     reloaded = SentenceTransformer(str(built), device="cpu", trust_remote_code=trust_remote_code)
     _assert_same(reference, probe_embeddings(reloaded), tol, "saving and reloading the export")
 
@@ -434,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
             exist_ok=args.exist_ok, safe_serialization=args.safe_serialization, task_type=args.task_type,
             trust_remote_code=args.trust_remote_code,
         )
-    except (ExportError, lora.LoraError) as err:
+    except (ExportError, lora.LoraError, ReplaceRefused) as err:
         print(f"st-qwen3emb export: {err}", file=sys.stderr)
         return 2
     print(out)

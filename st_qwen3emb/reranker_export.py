@@ -26,15 +26,18 @@ from typing import TYPE_CHECKING
 
 from st_qwen3emb import lora
 from st_qwen3emb.export import (
+    EXPORT_KIND,
     ExportError,
     _assert_same,
-    _move_into_place,
     _stage_checkpoint,
     _tolerance,
     default_output_dir,
     find_run_dir,
+    mark_as_export,
     resolve_base_model,
 )
+from st_qwen3emb.safe_replace import check_replaceable, replace_folder
+from st_qwen3emb.saved_config import keep_base_config, read_base_config
 from st_qwen3emb.scratch import make_scratch_dir
 
 if TYPE_CHECKING:
@@ -132,10 +135,12 @@ def _build(checkpoint: Path, built: Path, scratch: Path, *, base: str | None, me
         converted.save(str(built), safe_serialization=safe_serialization)
     else:
         model.save(str(built), safe_serialization=safe_serialization)
+        keep_base_config(built, read_base_config(base if merge else checkpoint))  # seq-cls: a new architecture
     leftovers = [p.name for p in built.rglob("adapter_*")]
     if leftovers:
         raise ExportError(f"the export still holds adapter files {leftovers}")
     _write_card(built, checkpoint, base)
+    mark_as_export(built)
     reloaded = load_reranker(str(built), device="cpu")
     _assert_same(reference, probe_scores(reloaded), tol, "saving and reloading the export", "the reranker scores")
 
@@ -171,7 +176,8 @@ def export_reranker(
         merge_lora: merge the adapter; default whenever the checkpoint is an adapter (an unmerged adapter
             cannot be converted, so False on an adapter is an error).
         base_model: the adapter's base, when the one recorded in the checkpoint is not reachable.
-        exist_ok: replace an existing output folder (only once the new export is complete and verified).
+        exist_ok: replace an existing output folder (only once the new export is complete and verified), if it is
+            an earlier export or empty (``st_qwen3emb.safe_replace``); anything else is refused.
     """
     if format not in RERANKER_FORMATS:
         raise ExportError(f"unknown format {format!r} for rerankers; expected one of {RERANKER_FORMATS}")
@@ -186,16 +192,17 @@ def export_reranker(
         raise ExportError(f"{checkpoint} holds no LoRA adapter (no {lora.ADAPTER_CONFIG}); nothing to merge")
     if is_adapter and not merge:
         raise ExportError("a reranker export holds full weights; an adapter checkpoint needs merge_lora=True")
+    output = (Path(output_dir).expanduser() if output_dir else default_output_dir(checkpoint, merge)).resolve()
+    if output == checkpoint.resolve() or output in checkpoint.resolve().parents:
+        raise ExportError(f"the output {output} would overwrite the checkpoint it is exported from")
+    check_replaceable(output, kind=EXPORT_KIND, exist_ok=exist_ok)
     base = resolve_base_model(checkpoint, base_model) if is_adapter else None
-    output = Path(output_dir).expanduser() if output_dir else default_output_dir(checkpoint, merge)
-    if output.exists() and not exist_ok:
-        raise ExportError(f"{output} already exists; choose another output_dir or pass exist_ok=True")
     output.parent.mkdir(parents=True, exist_ok=True)
     scratch = make_scratch_dir(output)  # named with this pid and host: a killed export's is swept by the next run
     try:
         built = scratch / "built"
         _build(checkpoint, built, scratch, base=base, merge=merge, format=format, safe_serialization=safe_serialization)
-        _move_into_place(built, output, scratch)
+        replace_folder(built, output, kind=EXPORT_KIND, exist_ok=exist_ok, scratch=scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     logger.info("Exported %s (%s) to %s", checkpoint, format, output)

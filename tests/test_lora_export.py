@@ -275,16 +275,13 @@ def test_missing_base_model_is_refused_and_model_flag_fixes_it(trained, tiny_qwe
 
 def test_existing_output_needs_exist_ok(trained, tmp_path, capsys):
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "keep.txt").write_text("mine")
+    assert main(["--adapters", str(trained["checkpoint"]), "--merge_lora", "true", "--output_dir", str(out)]) == 0
     rc = main(["--adapters", str(trained["checkpoint"]), "--merge_lora", "true", "--output_dir", str(out)])
     err = capsys.readouterr().err
     assert rc == 2 and "already exists" in err and "--exist_ok" in err
-    assert (out / "keep.txt").read_text() == "mine"
     rc = main(["--adapters", str(trained["checkpoint"]), "--merge_lora", "true", "--output_dir", str(out),
                "--exist_ok", "true"])
-    assert rc == 0
-    assert not (out / "keep.txt").exists() and (out / "modules.json").is_file()
+    assert rc == 0 and (out / "modules.json").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
@@ -325,13 +322,12 @@ def test_failure_mid_export_leaves_nothing(trained, tmp_path, monkeypatch, stage
 
 
 def test_failed_replacement_keeps_old_output(trained, tmp_path, monkeypatch):
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "keep.txt").write_text("mine")
+    out = export(trained["checkpoint"], tmp_path / "out")
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     monkeypatch.setattr(export_mod, "_write_card", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
     with pytest.raises(RuntimeError, match="boom"):
         export(trained["checkpoint"], out, exist_ok=True)
-    assert (out / "keep.txt").read_text() == "mine"
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 

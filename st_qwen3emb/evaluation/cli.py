@@ -84,8 +84,19 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from st_qwen3emb.evaluation.mteb_runner import TaskDataUnavailableError, UnknownTaskError
     from st_qwen3emb.evaluation.sts import STSDataError
     from st_qwen3emb.model import ModelLoadError
+    from st_qwen3emb.safe_replace import ReplaceRefused
 
-    return (STSDataError, LocalTaskError, UnknownTaskError, TaskDataUnavailableError, ModelLoadError)
+    return (STSDataError, LocalTaskError, UnknownTaskError, TaskDataUnavailableError, ModelLoadError, ReplaceRefused)
+
+
+def _check_outputs(summary: str | Path, chart: Path | None = None) -> None:
+    """Before any model loads: the outputs may overwrite only files this project wrote (``safe_replace``)."""
+    from st_qwen3emb.evaluation.summary import check_summary_path, is_summary_file
+    from st_qwen3emb.safe_replace import check_file_replaceable
+
+    check_summary_path(summary)
+    if chart is not None:  # the chart was written with the summary beside it
+        check_file_replaceable(chart, lambda _: is_summary_file(summary), what="evaluation chart")
 
 
 def _encoding_options(args: argparse.Namespace) -> dict:
@@ -105,6 +116,7 @@ def sts_main(argv: list[str] | None = None, prog: str = "eval_sts.py") -> int:
     from st_qwen3emb.evaluation.summary import write_summary
 
     try:
+        _check_outputs(args.output, Path(args.output).with_suffix(".png"))
         results = run_sts(
             args.model,
             args.dataset,
@@ -126,6 +138,7 @@ def mteb_main(argv: list[str] | None = None, prog: str = "run_mteb.py") -> int:
     from st_qwen3emb.evaluation.mteb_runner import SUMMARY_NAME, resolve_tasks, run_mteb
 
     try:
+        _check_outputs(args.summary or Path(args.output_folder) / SUMMARY_NAME)
         tasks = resolve_tasks(
             args.tasks,
             benchmark=args.benchmark,

@@ -72,9 +72,29 @@ def result_entry(
     return entry
 
 
+def is_summary_file(path: str | Path) -> bool:
+    """Whether ``path`` is a summary file this project wrote (JSON with ``format`` set to ``FORMAT``)."""
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(document, dict) and document.get("format") == FORMAT
+
+
+def check_summary_path(path: str | Path) -> None:
+    """Refuse (``ReplaceRefused``) a summary path that holds a file this project did not write, or a folder."""
+    from st_qwen3emb.safe_replace import check_file_replaceable
+
+    check_file_replaceable(path, is_summary_file, what="evaluation summary")
+
+
 def write_summary(results: list[dict[str, Any]], path: str | Path) -> Path:
-    """Write ``results`` as a contract-7 file at ``path`` (atomically); returns the path."""
+    """Write ``results`` as a contract-7 file at ``path`` (atomically); returns the path.
+
+    An existing file is replaced only when it is an earlier summary (``check_summary_path``).
+    """
     path = Path(path)
+    check_summary_path(path)
     for index, entry in enumerate(results):
         _check_entry(entry, f"result {index + 1}", path)
     document = {

@@ -549,6 +549,10 @@ def run_trainer(
     if trainer_class is None:
         from st_qwen3emb.training.trainer import SwiftTrainer as trainer_class
 
+    from st_qwen3emb import saved_config
+
+    # Read before training: the final model's config.json keeps the base's (see st_qwen3emb.saved_config).
+    base_config = saved_config.read_base_config(saved_config.base_name_or_path(model))
     log_cb = SwiftLogCallback(run_dir)
     if resume is not None and distributed.is_main_process():
         log_cb.records.extend(carry_history(resume, run_dir))  # the log and the curves continue the earlier run's
@@ -563,7 +567,8 @@ def run_trainer(
         eval_dataset=eval_dataset,
         loss=loss,
         evaluator=(evaluators[0] if len(evaluators) == 1 else evaluators) or None,
-        callbacks=[log_cb, signal_cb, CurvesCallback(run_dir, log_cb)] + ([_evaluate_at_end_callback()] if evaluates else []),
+        callbacks=[log_cb, signal_cb, CurvesCallback(run_dir, log_cb), saved_config.keep_token_ids(model)]
+        + ([_evaluate_at_end_callback()] if evaluates else []),
     )
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
@@ -590,7 +595,12 @@ def run_trainer(
         raise TrainingInterrupted(run_dir, checkpoints[-1] if checkpoints else None, signal_cb.received)
     with distributed.gathered_parameters(model):  # ZeRO-3: full weights on every process while rank 0 saves
         if trainer.is_world_process_zero():  # checks the free space first; a full disk says where the weights are
-            save_final(model, run_dir, step=trainer.state.global_step, write_card=lambda tmp: _write_card(tmp, run_dir))
+
+            def finish(tmp: Path) -> None:
+                saved_config.keep_base_config(tmp, base_config)
+                _write_card(tmp, run_dir)
+
+            save_final(model, run_dir, step=trainer.state.global_step, write_card=finish)
     return run_dir
 
 

@@ -9,7 +9,9 @@ average (``logging_nan_inf_filter``) and keeps training on garbage; here the run
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -19,6 +21,7 @@ from transformers.trainer_callback import ExportableState
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, SaveStrategy, rotate_checkpoints
 
 from st_qwen3emb.distributed import gathered_parameters, shared_atomic_dir
+from st_qwen3emb.redaction import redacted_training_args
 from st_qwen3emb.training.run_dir import ARGS_FILE, LAST_LINK, point_link
 
 
@@ -32,6 +35,17 @@ class NonFiniteLossError(RuntimeError):
             "Common causes: a learning rate that is too high (try --learning_rate lower), float16 overflow "
             "(try --bf16 true or float32), or empty/garbage rows in the data."
         )
+
+
+@contextlib.contextmanager
+def args_without_secrets(trainer) -> Iterator[None]:
+    """While it is open, ``trainer.args`` is a copy without secrets: transformers and sentence-transformers pickle
+    ``self.args`` into ``training_args.bin`` on every save, ``--hub_token`` included."""
+    args, trainer.args = trainer.args, redacted_training_args(trainer.args)
+    try:
+        yield
+    finally:
+        trainer.args = args
 
 
 class SwiftTrainer(SentenceTransformerTrainer):
@@ -52,7 +66,8 @@ class SwiftTrainer(SentenceTransformerTrainer):
         # sentence-transformers override writes unconditionally and ignores state_dict: write once, full weights.
         with gathered_parameters(self.model):
             if self.args.should_save:
-                super()._save(output_dir)
+                with args_without_secrets(self):
+                    super()._save(output_dir)
 
     def _save_checkpoint(self, model, trial) -> None:
         run_dir = Path(self._get_output_dir(trial=trial))

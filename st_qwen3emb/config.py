@@ -38,8 +38,12 @@ class ConfigError(ValueError):
     """A command line that cannot become a run: the message names the flag and what to do."""
 
 
-def _flag(default: Any, help: str, kind: str = "str", *, aliases: tuple[str, ...] = (), choices=None) -> Any:
-    metadata = {"help": help, "kind": kind, "aliases": aliases, "choices": choices}
+def _flag(
+    default: Any, help: str, kind: str = "str", *, aliases: tuple[str, ...] = (), choices=None, swift: bool | str = True
+) -> Any:
+    """One flag. ``swift``: ms-swift has it under the same name (True), under another name in ms-swift 4 (that name),
+    or not at all (False: a flag of this project only, left out of the card's ``swift sft`` command)."""
+    metadata = {"help": help, "kind": kind, "aliases": aliases, "choices": choices, "swift": swift}
     if isinstance(default, (list, dict)):
         raise TypeError("flag defaults are immutable; use a tuple")
     return field(default=default, metadata=metadata)
@@ -57,7 +61,9 @@ class RunConfig:
     model: str | None = _flag(None, "base model: local folder or Hub id (required)")
     task_type: str = _flag("embedding", "what is trained", choices=TASK_TYPES)
     model_type: str | None = _flag(None, "qwen3_emb / qwen3_reranker; inferred from the model when omitted")
-    train_type: str = _flag("full", "full fine-tuning or LoRA", aliases=("tuner_type",), choices=TRAIN_TYPES)
+    train_type: str = _flag(
+        "full", "full fine-tuning or LoRA", aliases=("tuner_type",), choices=TRAIN_TYPES, swift="tuner_type"
+    )
     lora_rank: int = _flag(16, "LoRA rank (--train_type lora only)", "int")
     lora_alpha: int = _flag(32, "LoRA alpha (--train_type lora only)", "int")
     lora_dropout: float = _flag(0.1, "LoRA dropout (--train_type lora only)", "float")
@@ -92,25 +98,30 @@ class RunConfig:
     resume_from_checkpoint: str | None = _flag(None, "a checkpoint folder, or 'last' for the newest under --output_dir")
     query_instruction: str | None = _flag(
         None, "Qwen3: task instruction for queries/anchors ('Instruct: {task}\\nQuery:'); used in training, eval, saved "
-        "model; '' for bare text as swift trains"
+        "model; '' for bare text as swift trains", swift=False,
     )
     document_instruction: str | None = _flag(
-        None, "Qwen3: task instruction for documents/positives (default: none for retrieval losses, STS for pair losses)"
+        None, "Qwen3: task instruction for documents/positives (default: none for retrieval losses, STS for pair losses)",
+        swift=False,
     )
     torch_dtype: str | None = _flag(
         None, "weights dtype", aliases=("dtype",), choices=("auto", "float32", "bfloat16", "float16")
     )
     attn_impl: str | None = _flag(None, "attention implementation (sdpa, eager, flash_attention_2)", aliases=("attn_implementation",))
     model_revision: str | None = _flag(None, "Hub revision of --model", aliases=("revision",))
-    trust_remote_code: bool = _flag(False, "allow the model's own Python code to run", "bool")
+    # ms-swift has no such flag (its model loaders decide per model), so the card's swift command leaves it out
+    trust_remote_code: bool = _flag(False, "allow the model's own Python code to run", "bool", swift=False)
     embedding_grad: str = _flag(
         "rows",
         "word-embedding gradient: rows (only the batch's token rows are written; same math, faster) or dense",
         choices=("rows", "dense"),
+        swift=False,
     )
-    eval_sts: tuple[str, ...] = _flag((), "extra STS sets (pairs + 0-5 or 0-1 scores) evaluated with Spearman", "list")
+    eval_sts: tuple[str, ...] = _flag(
+        (), "extra STS sets (pairs + 0-5 or 0-1 scores) evaluated with Spearman", "list", swift=False
+    )
     eval_retrieval: tuple[str, ...] = _flag(
-        (), "extra BEIR folders (corpus.jsonl, queries.jsonl, qrels/) evaluated with nDCG@10", "list"
+        (), "extra BEIR folders (corpus.jsonl, queries.jsonl, qrels/) evaluated with nDCG@10", "list", swift=False
     )
     # not flags: what the parser collected
     training_args: Mapping[str, Any] = field(default_factory=dict, metadata={"kind": "internal"})
@@ -131,6 +142,19 @@ class RunConfig:
 
 def flag_fields() -> list[dataclasses.Field]:
     return [f for f in dataclasses.fields(RunConfig) if f.metadata.get("kind") not in (None, "internal")]
+
+
+def swift_flag_name(name: str) -> str | None:
+    """The ms-swift 4 spelling of flag ``name`` (``train_type`` -> ``tuner_type``), or None when swift has no such flag.
+
+    A name that is not a ``RunConfig`` flag is a passed-through ``TrainingArguments`` flag, which swift's
+    ``TrainArguments`` inherits under the same name.
+    """
+    by_name = {f.name: f for f in flag_fields()}
+    if name not in by_name:
+        return name
+    swift = by_name[name].metadata["swift"]
+    return None if swift is False else name if swift is True else str(swift)
 
 
 def _flag_names() -> dict[str, str]:

@@ -12,6 +12,7 @@ that one knows nothing of the Qwen3 prompts, the training run or the evaluation 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shlex
@@ -24,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from st_qwen3emb import protocol
+from st_qwen3emb.card_markdown import cell, code, code_block, plain
+from st_qwen3emb.redaction import redact_mapping, redact_text
 from st_qwen3emb.training.run_dir import ARGS_FILE, CURVES_FILE, FINAL_DIR, LAST_LINK, LOG_FILE
 
 CARD_FILENAME = "README.md"
@@ -35,9 +38,6 @@ RERANKER_TASK_TYPES = ("reranker", "generative_reranker")
 # other keys that are not RunConfig flags are trainer pass-through flags (``--warmup_steps`` ...) and are kept
 _RUN_RECORD_KEYS = ("train_rows", "eval_rows", "st_qwen3emb_version", "prompts", "saved_prompts", "run_dir", "env",
                     "resume_from_checkpoint", "reranker_instruction")
-# st-qwen3emb flags that swift does not have (swift has no query/document instruction and no extra eval sets)
-_NOT_IN_SWIFT = ("query_instruction", "document_instruction", "eval_sts", "eval_retrieval")
-_SWIFT4_NAMES = {"train_type": "tuner_type"}  # ms-swift 4 renamed this flag (3.x: --train_type)
 _REQUIRED_FLAGS = ("model", "task_type", "dataset", "loss_type")
 # Hub task ids for the evaluation task types of contract 7 (the names sentence-transformers' own cards use)
 _HUB_TASKS = {
@@ -157,6 +157,7 @@ def read_run(run_dir: Path) -> RunInfo:
     args = read_json(run_dir / ARGS_FILE)
     if not isinstance(args, dict):
         raise CardInputError(f"{run_dir / ARGS_FILE}: missing or not a JSON object (training run layout)")
+    args = redact_mapping(args)  # a run recorded before redaction existed may still hold a token
     log: list[dict[str, Any]] = []
     log_path = run_dir / LOG_FILE
     if log_path.is_file():
@@ -234,6 +235,37 @@ def _is_local_path(name: str) -> bool:
     return name.startswith((".", "/", "~")) or os.path.exists(os.path.expanduser(name))
 
 
+def is_hub_id(name: str) -> bool:
+    """Whether ``name`` is a well-formed Hub repository id and not a local path."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if _is_local_path(name):
+        return False
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
+
+
+def public_path(value: str) -> str:
+    """A local path as it may be published: its final component (``/home/me/data/pairs.jsonl`` -> ``pairs.jsonl``);
+    anything else unchanged."""
+    if not value or not _is_local_path(value):
+        return value
+    return os.path.basename(value.rstrip("/\\")) or value
+
+
+def _public_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return public_path(value)
+    if isinstance(value, (list, tuple)):
+        return [_public_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _public_value(v) for k, v in value.items()}
+    return value
+
+
 def _same_model(reference: str | Path | None, name: str) -> bool:
     if not reference:
         return False
@@ -260,7 +292,9 @@ def _base_metadata(base: str | None) -> dict[str, Any]:
     """The base model's own card metadata: its local folder's README, or the Hub cache (never the network)."""
     if not base:
         return {}
-    if _is_local_path(base):
+    if not is_hub_id(base):
+        if not _is_local_path(base):
+            return {}  # neither a folder nor a Hub id: nothing to read
         return _front_matter(Path(os.path.expanduser(base)) / CARD_FILENAME)
     from huggingface_hub import try_to_load_from_cache
 
@@ -274,7 +308,10 @@ def _hub_datasets(specs: Iterable[str]) -> list[str]:
 
     ids = []
     for spec in specs:
-        parsed = parse_dataset_spec(spec)
+        try:
+            parsed = parse_dataset_spec(spec)
+        except ValueError:
+            continue  # not a spec the loader takes, so not a Hub dataset this run used
         name = parsed.name
         if parsed.is_local or parsed.hub == "ms" or _is_local_path(name) or Path(name).suffix:
             continue
@@ -290,6 +327,18 @@ def _as_list(value: Any) -> list[str]:
 
 
 # --- rebuilt commands -------------------------------------------------------------------------------
+def _shell_quote(text: str) -> str:
+    """``shlex.quote``, except that text with control characters (a newline in a file name) becomes bash's
+    ``$'...'`` form: the command stays on its line and still passes the exact text."""
+    if not any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+        return shlex.quote(text)
+    escaped = "".join(
+        "\\\\" if ch == "\\" else "\\'" if ch == "'" else f"\\x{ord(ch):02x}" if ord(ch) < 32 or ord(ch) == 127 else ch
+        for ch in text
+    )
+    return f"$'{escaped}'"
+
+
 def _flag_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -297,7 +346,7 @@ def _flag_value(value: Any) -> str:
         return " ".join(_flag_value(v) for v in value)
     if isinstance(value, dict):
         return shlex.quote(json.dumps(value, separators=(",", ":")))
-    return shlex.quote(str(value))
+    return _shell_quote(str(value))
 
 
 # The environment variables swift's losses and reranker sampling read, by loss family (name prefixes)
@@ -332,24 +381,28 @@ def command_flags(args: dict[str, Any], *, swift: bool) -> list[tuple[str, Any]]
     """(flag, value) pairs of the run's command line, in args.json order.
 
     st-qwen3emb: the RunConfig flags that differ from their defaults (plus the required ones) and the trainer
-    pass-through flags. swift: every flag swift has, with its value, because swift's defaults differ from ours
-    (learning rate, max_length, InfoNCE temperature).
+    pass-through flags. swift: every flag swift has (``st_qwen3emb.config.swift_flag_name``), under its ms-swift 4
+    name, with its value, because swift's defaults differ from ours (learning rate, max_length, InfoNCE temperature).
+    Both leave out the LoRA flags of a full fine-tuning run and every secret (``st_qwen3emb.redaction``).
     """
-    from st_qwen3emb.config import flag_fields
+    from st_qwen3emb.config import LORA_FLAGS, flag_fields, swift_flag_name
 
     defaults = {f.name: f.default for f in flag_fields()}
+    lora_run = args.get("train_type") == "lora"
     pairs = []
-    for key, value in args.items():
+    for key, value in redact_mapping(args).items():
         if value is None or key in _RUN_RECORD_KEYS or key.upper().startswith(_INFONCE_ENV + _RERANKER_ENV):
             continue
         if isinstance(value, (list, tuple)) and not value:
             continue
         if isinstance(value, dict) and key not in defaults:
             continue  # a structured run record, not a flag
+        if key in LORA_FLAGS and not lora_run:
+            continue  # recorded with their defaults on every run; they configure nothing on a full run
         if swift:
-            if key in _NOT_IN_SWIFT:
-                continue
-            pairs.append((_SWIFT4_NAMES.get(key, key), value))
+            name = swift_flag_name(key)
+            if name is not None:
+                pairs.append((name, value))
             continue
         default = defaults.get(key, None)
         if key in defaults and key not in _REQUIRED_FLAGS and _same_value(value, default):
@@ -405,11 +458,12 @@ def evaluation_table(entries: list[EvalEntry], model_dir: Path, base: str | None
     for entry in entries:
         key = (entry.task, _dataset_label(entry.dataset), entry.main_metric)
         rows.setdefault(key, {})[entry.model] = entry.main_score
-    header = "| task | dataset | metric | " + " | ".join(title for _, title in columns) + " |"
+    header = "| task | dataset | metric | " + " | ".join(cell(plain(title)) for _, title in columns) + " |"
     lines = [header, "|" + " --- |" * (3 + len(columns))]
     for (task, dataset, metric), scores in rows.items():
         cells = [_fmt(scores[model]) if model in scores else "not evaluated" for model, _ in columns]
-        lines.append(f"| {task} | {dataset} | {metric} | " + " | ".join(cells) + " |")
+        names = " | ".join(cell(plain(text)) for text in (task, dataset, metric))
+        lines.append(f"| {names} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -462,7 +516,9 @@ def _package_version() -> str:
     return __version__
 
 
-def _usage_embedding(facts: ModelFacts, model_ref: str) -> list[str]:
+def _usage_embedding(facts: ModelFacts, model_ref: str, adapter_base: str | None = None) -> list[str]:
+    """``adapter_base``: the adapter's base as it may be published (default: as recorded)."""
+    adapter_base = adapter_base or facts.adapter_base
     lines = ["## Usage", "", "### Sentence Transformers", ""]
     query_prompt = facts.prompts.get("query")
     lines += [
@@ -486,7 +542,7 @@ def _usage_embedding(facts: ModelFacts, model_ref: str) -> list[str]:
             "| prompt name | text |",
             "| --- | --- |",
         ]
-        lines += [f"| `{name}` | `{json.dumps(text)}` |" for name, text in facts.prompts.items()]
+        lines += [f"| {cell(code(name))} | {cell(code(json.dumps(text)))} |" for name, text in facts.prompts.items()]
         lines += [
             "",
             "A query is the prompt followed directly by the text (no space after `Query:`); documents get no "
@@ -527,7 +583,7 @@ def _usage_embedding(facts: ModelFacts, model_ref: str) -> list[str]:
         ]
     elif facts.adapter_base:
         lines += [
-            f"This folder holds a LoRA adapter on `{facts.adapter_base}`; sentence-transformers applies it on load "
+            f"This folder holds a LoRA adapter on {code(adapter_base)}; sentence-transformers applies it on load "
             "(with `peft` installed). For a standalone transformers checkpoint, export it with "
             "`st-qwen3emb export --merge_lora true`.",
             "",
@@ -562,20 +618,20 @@ def _training_section(run: RunInfo) -> list[str]:
              if isinstance(args.get(k), int)]
     datasets = _as_list(args.get("dataset"))
     if datasets:
-        lines.append("- **Training data:** " + ", ".join(f"`{d}`" for d in datasets))
+        lines.append("- **Training data:** " + ", ".join(code(d) for d in datasets))
     if args.get("val_dataset"):
-        lines.append("- **Evaluation data:** " + ", ".join(f"`{d}`" for d in _as_list(args["val_dataset"])))
+        lines.append("- **Evaluation data:** " + ", ".join(code(d) for d in _as_list(args["val_dataset"])))
     if sizes:
         lines.append("- **Dataset size:** " + ", ".join(sizes))
     if args.get("loss_type"):
-        lines.append(f"- **Loss:** `{args['loss_type']}`")
+        lines.append(f"- **Loss:** {code(args['loss_type'])}")
         env = _env_settings(args)
         for key, value in env.items():
-            lines.append(f"  - `{key}` = `{_flag_value(value)}`")
+            lines.append(f"  - {code(key)} = {code(_flag_value(value))}")
         if _uses_infonce(args) and not env:
             lines.append("  - the `INFONCE_*` settings in effect were not recorded in args.json")
         if args.get("mrl_dims"):
-            lines.append(f"  - Matryoshka dimensions (`mrl_dims`): `{json.dumps(args['mrl_dims'])}`")
+            lines.append(f"  - Matryoshka dimensions (`mrl_dims`): {code(json.dumps(args['mrl_dims']))}")
     lines.append("")
     hyper = [k for k in (
         "train_type", "num_train_epochs", "per_device_train_batch_size", "gradient_accumulation_steps",
@@ -583,26 +639,22 @@ def _training_section(run: RunInfo) -> list[str]:
     ) if args.get(k) is not None and (not k.startswith("lora") and k != "target_modules" or args.get("train_type") == "lora")]
     if hyper:
         lines += ["| hyperparameter | value |", "| --- | --- |"]
-        lines += [f"| `{k}` | `{_flag_value(args[k]).strip(chr(39))}` |" for k in hyper]
+        lines += [f"| {cell(code(k))} | {cell(code(_flag_value(args[k]).strip(chr(39))))} |" for k in hyper]
         lines.append("")
     lines += [
         "Reproduce with st-qwen3emb:",
         "",
-        "```bash",
-        build_command(args, "st-qwen3emb sft"),
-        "```",
+        *code_block(build_command(args, "st-qwen3emb sft"), "bash"),
         "",
         "or with ms-swift (which has no query/document instruction; the equivalent flags only):",
         "",
-        "```bash",
-        build_command(args, "swift sft"),
-        "```",
+        *code_block(build_command(args, "swift sft"), "bash"),
         "",
     ]
     if args.get("query_instruction"):
         lines += [
             "swift has no `--query_instruction`: it trains on the text as given, so the queries in its data would need "
-            f"the prompt `{protocol.query_prompt(args['query_instruction'])!r}` written in front of them.",
+            f"the prompt {code(repr(protocol.query_prompt(args['query_instruction'])))} written in front of them.",
             "",
         ]
     lines += _log_summary(run.log)
@@ -619,21 +671,24 @@ def _log_summary(log: list[dict[str, Any]]) -> list[str]:
     lines = ["Training log (`logging.jsonl`):", ""]
     if train:
         last = train[-1]
-        step = f" at step `{last['global_step/max_steps']}`" if last.get("global_step/max_steps") else ""
+        step = f" at step {code(last['global_step/max_steps'])}" if last.get("global_step/max_steps") else ""
         lines.append(f"- final training loss: {_fmt(float(last['loss']))}{step}")
         if last.get("elapsed_time"):
-            lines.append(f"- elapsed time: {last['elapsed_time']}")
+            lines.append(f"- elapsed time: {plain(last['elapsed_time'])}")
     if evals:
         last_eval = evals[-1]
         metrics = {k: v for k, v in last_eval.items() if k.startswith("eval_") and isinstance(v, (int, float))}
-        step = f" (step `{last_eval['global_step/max_steps']}`)" if last_eval.get("global_step/max_steps") else ""
-        lines.append(f"- last evaluation{step}: " + ", ".join(f"`{k}` {_fmt(float(v))}" for k, v in metrics.items()))
+        step = f" (step {code(last_eval['global_step/max_steps'])})" if last_eval.get("global_step/max_steps") else ""
+        lines.append(f"- last evaluation{step}: " + ", ".join(f"{code(k)} {_fmt(float(v))}" for k, v in metrics.items()))
     lines.append("")
     return lines
 
 
 def _model_name(model_dir: Path, run: RunInfo | None, base: str | None) -> str:
-    """The folder's name, except for a run's ``final`` / ``checkpoint-N`` folders, named after base and run."""
+    """The folder's name, except for a run's ``final`` / ``checkpoint-N`` folders, named after base and run.
+
+    ``model_dir`` is where the folder ends up (training writes ``final/`` into a temporary folder first).
+    """
     name = model_dir.resolve().name
     if run is None or not (name == FINAL_DIR or name.startswith("checkpoint-") or name == LAST_LINK):
         return name
@@ -650,16 +705,30 @@ def build_card(
     base_model: str | None,
     task_type: str,
     model_name: str | None = None,
+    final_dir: Path | None = None,
+    keep_paths: bool = False,
 ) -> Any:
-    """The ``huggingface_hub.ModelCard`` for ``model_dir`` (not written)."""
+    """The ``huggingface_hub.ModelCard`` for ``model_dir`` (not written).
+
+    ``final_dir``: where ``model_dir`` will be moved once complete (names the card; default ``model_dir``).
+    ``keep_paths``: publish local paths whole instead of only their final component.
+    """
     from huggingface_hub import ModelCard, ModelCardData
 
     facts = read_model_facts(model_dir)
+    final_dir = final_dir or model_dir
     args = run.args if run else {}
     reranker = task_type in RERANKER_TASK_TYPES
     base = base_model or args.get("model") or facts.adapter_base
     base_meta = _base_metadata(base)
-    base_is_hub = bool(base) and not _is_local_path(base)
+    base_is_hub = bool(base) and is_hub_id(base)
+    public = (lambda value: value) if keep_paths else _public_value
+    shown_run = dataclasses.replace(run, args=public(args)) if run else None
+    shown_entries = entries if keep_paths else [
+        dataclasses.replace(e, model_name=public_path(e.model_name),
+                            dataset={**e.dataset, "name": public_path(str(e.dataset["name"]))})
+        for e in entries
+    ]
 
     license_ = base_meta.get("license") or (QWEN3_LICENSE if facts.is_qwen3 else None)
     language = base_meta.get("language") or ("multilingual" if facts.is_qwen3 else None)
@@ -674,8 +743,8 @@ def build_card(
     if isinstance(args.get("train_rows"), int):
         tags.append(f"dataset_size:{args['train_rows']}")
 
-    own = [e for e in entries if _same_model(model_dir, e.model)]
-    model_name = model_name or _model_name(model_dir, run, base)
+    own = [e for e in shown_entries if _same_model(final_dir, e.model)]
+    model_name = model_name or _model_name(final_dir, run, base)
     data = ModelCardData(
         base_model=base if base_is_hub else None,
         library_name="sentence-transformers",
@@ -689,45 +758,47 @@ def build_card(
     )
 
     kind = "reranker" if reranker else "embedding model"
-    base_text = (f"[{base}](https://huggingface.co/{base})" if base_is_hub else f"`{base}`") if base else None
+    # a Hub id is only letters, digits, '-', '_', '.', '/', so the link cannot be bent; anything else is shown as code
+    base_text = (f"[{base}](https://huggingface.co/{base})" if base_is_hub else code(public(base))) if base else None
     trained = "fine-tuned" if run else "exported"
     intro = f"A Qwen3 {kind}" if facts.is_qwen3 else f"A sentence-transformers {kind}"
     intro += f" {trained} from {base_text}" if base_text else ""
     intro += " with st-qwen3emb on the sentence-transformers stack." if run else "."
-    body = [f"# {model_name}", "", intro, ""]
+    body = [f"# {plain(model_name)}", "", intro, ""]
     details = []
     if not reranker:
         if facts.dimension:
-            details.append(f"- **Output dimension:** {facts.dimension}")
+            details.append(f"- **Output dimension:** {plain(facts.dimension)}")
         if facts.pooling_mode:
-            details.append(f"- **Pooling:** {facts.pooling_mode}" + (", L2-normalised" if facts.is_qwen3 else ""))
+            details.append(f"- **Pooling:** {plain(facts.pooling_mode)}" + (", L2-normalised" if facts.is_qwen3 else ""))
         if facts.similarity:
-            details.append(f"- **Similarity:** {facts.similarity}")
+            details.append(f"- **Similarity:** {plain(facts.similarity)}")
     if facts.max_seq_length:
-        details.append(f"- **Maximum sequence length:** {facts.max_seq_length} tokens")
+        details.append(f"- **Maximum sequence length:** {plain(facts.max_seq_length)} tokens")
     if license_:
-        details.append(f"- **License:** {license_}")
+        details.append(f"- **License:** {plain(license_)}")
     body += (["## Model details", "", *details, ""] if details else [])
 
     model_ref = model_name
-    body += _usage_reranker(model_ref) if reranker else _usage_embedding(facts, model_ref)
-    if run:
-        body += _training_section(run)
+    adapter_base = public(facts.adapter_base) if facts.adapter_base else None
+    body += _usage_reranker(model_ref) if reranker else _usage_embedding(facts, model_ref, adapter_base)
+    if shown_run:
+        body += _training_section(shown_run)
 
     body += ["## Evaluation", ""]
     if entries:
         sources = sorted({str(e.source.name) for e in entries})
         body += [
-            evaluation_table(entries, model_dir, base),
+            evaluation_table(shown_entries, final_dir, base),
             "",
-            "Scores from the evaluation summaries " + ", ".join(f"`{s}`" for s in sources) + ".",
+            "Scores from the evaluation summaries " + ", ".join(code(s) for s in sources) + ".",
             "",
         ]
     else:
         body += ["Not evaluated: no evaluation summary was given (`st-qwen3emb card --eval results.json`).", ""]
 
     body += ["## Framework versions", ""]
-    body += [f"- {name}: {version}" for name, version in _versions(facts, run).items()]
+    body += [f"- {plain(name)}: {plain(version)}" for name, version in _versions(facts, run).items()]
     body += ["", "## Citation", "", "```bibtex", QWEN3_EMBEDDING_BIBTEX, "", SENTENCE_TRANSFORMERS_BIBTEX, "```", ""]
     return ModelCard.from_template(data, template_str="---\n{{ card_data }}\n---\n\n{{ body }}", body="\n".join(body))
 
@@ -745,6 +816,8 @@ def write_model_card(
     base_model: str | None = None,
     task_type: str | None = None,
     model_name: str | None = None,
+    final_dir: str | Path | None = None,
+    keep_paths: bool = False,
 ) -> Path:
     """Write ``model_dir/README.md`` (and copy the run's ``training_curves.png`` beside it); return the card's path.
 
@@ -759,22 +832,31 @@ def write_model_card(
             ``reranker`` for a CrossEncoder folder, else ``embedding``.
         model_name: the card's title and model-index name; default: the folder's name (for ``<run>/final``: base
             model and run). An export that writes into a temporary folder passes the final folder's name.
+        final_dir: where ``model_dir`` is moved once complete (training writes ``<run>/final`` into a temporary
+            folder): the card is named after it, never after the temporary folder.
+        keep_paths: publish local paths (model, data, output folder) whole; by default only their final component
+            appears in the card.
+
+    User-supplied text is escaped (``st_qwen3emb.card_markdown``) and secrets are redacted
+    (``st_qwen3emb.redaction``) before anything is written.
     """
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise CardInputError(f"{model_dir}: no such model folder")
-    run_path = Path(run_dir) if run_dir is not None else find_run_dir(model_dir)
+    final = Path(final_dir) if final_dir is not None else model_dir
+    run_path = Path(run_dir) if run_dir is not None else find_run_dir(final)
     run = read_run(run_path) if run_path is not None else None
     entries = [entry for path in eval_files for entry in read_eval_summary(Path(path))]
     if task_type is None:
         task_type = str((run.args.get("task_type") if run else None) or _folder_task_type(model_dir))
     card = build_card(
-        model_dir, run=run, entries=entries, base_model=base_model, task_type=task_type, model_name=model_name
+        model_dir, run=run, entries=entries, base_model=base_model, task_type=task_type, model_name=model_name,
+        final_dir=final, keep_paths=keep_paths,
     )
 
     target = model_dir / CARD_FILENAME
     tmp = model_dir / f".{CARD_FILENAME}.tmp"
-    tmp.write_text(str(card), encoding="utf-8")
+    tmp.write_text(redact_text(str(card)), encoding="utf-8")
     os.replace(tmp, target)  # atomic: a failure leaves the previous card, never half of one
     if run is not None and run.curves is not None and run.curves.resolve() != (model_dir / CURVES_FILENAME).resolve():
         shutil.copyfile(run.curves, model_dir / CURVES_FILENAME)
@@ -790,7 +872,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base_model", help="the base model's Hub id (default: from args.json)")
     parser.add_argument("--task_type", choices=("embedding", *RERANKER_TASK_TYPES),
                         help="default: the run's task_type, or reranker for a CrossEncoder folder, else embedding")
+    parser.add_argument("--keep_paths", action="store_true",
+                        help="publish local paths whole (default: only their final component, e.g. the file name)")
     options = parser.parse_args(argv)
+    base = options.base_model
+    if base is not None and not _is_local_path(base) and not is_hub_id(base):
+        print(f"st-qwen3emb card: --base_model {base!r} is neither an existing local folder nor a Hub id "
+              "('owner/name' of letters, digits, '-', '_' and '.')", file=sys.stderr)
+        return 2
     try:
         path = write_model_card(
             options.model_dir,
@@ -798,6 +887,7 @@ def main(argv: list[str] | None = None) -> int:
             eval_files=options.eval_files,
             base_model=options.base_model,
             task_type=options.task_type,
+            keep_paths=options.keep_paths,
         )
     except CardInputError as err:
         print(f"st-qwen3emb card: {err}", file=sys.stderr)

@@ -111,7 +111,7 @@ def to_sequence_classification(model: CrossEncoder):
 
 
 def _build(checkpoint: Path, built: Path, scratch: Path, *, base: str | None, merge: bool, format: str,
-           safe_serialization: bool) -> None:
+           safe_serialization: bool, name: str | None = None) -> None:
     from st_qwen3emb.reranker import apply_reranker_protocol, load_reranker, model_instruction
 
     staged = None
@@ -139,20 +139,22 @@ def _build(checkpoint: Path, built: Path, scratch: Path, *, base: str | None, me
     leftovers = [p.name for p in built.rglob("adapter_*")]
     if leftovers:
         raise ExportError(f"the export still holds adapter files {leftovers}")
-    _write_card(built, checkpoint, base)
+    _write_card(built, checkpoint, base, name)
     mark_as_export(built)
     reloaded = load_reranker(str(built), device="cpu")
     _assert_same(reference, probe_scores(reloaded), tol, "saving and reloading the export", "the reranker scores")
 
 
-def _write_card(folder: Path, checkpoint: Path, base_model: str | None) -> None:
+def _write_card(folder: Path, checkpoint: Path, base_model: str | None, name: str | None) -> None:
+    """The card of the scratch ``folder``, named after the output folder (``name``), not the scratch one."""
     try:
         from st_qwen3emb.model_card import write_model_card
     except ModuleNotFoundError as err:
         if err.name != "st_qwen3emb.model_card":
             raise
         return
-    write_model_card(folder, run_dir=find_run_dir(checkpoint), base_model=base_model, task_type="generative_reranker")
+    write_model_card(folder, run_dir=find_run_dir(checkpoint), base_model=base_model, task_type="generative_reranker",
+                     model_name=name)
 
 
 def export_reranker(
@@ -201,7 +203,8 @@ def export_reranker(
     scratch = make_scratch_dir(output)  # named with this pid and host: a killed export's is swept by the next run
     try:
         built = scratch / "built"
-        _build(checkpoint, built, scratch, base=base, merge=merge, format=format, safe_serialization=safe_serialization)
+        _build(checkpoint, built, scratch, base=base, merge=merge, format=format, safe_serialization=safe_serialization,
+               name=output.name)
         replace_folder(built, output, kind=EXPORT_KIND, exist_ok=exist_ok, scratch=scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

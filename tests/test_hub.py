@@ -225,3 +225,99 @@ def test_token_is_never_printed_logged_or_written(carded_model, fake_hub, capsys
         if path.is_file():
             assert TOKEN.encode() not in path.read_bytes(), path
     assert _snapshot(carded_model) == before
+
+
+# --- issue 14.9: a LoRA adapter on a local base model ---------------------------------------------------------------
+@pytest.fixture(scope="module")
+def local_base_adapter(tmp_path_factory, tiny_qwen_st) -> Path:
+    """A LoRA adapter folder as a LoRA run's final/ holds it: adapter_config.json names a local base path."""
+    from st_qwen3emb import load_model
+    from st_qwen3emb.lora import add_lora
+
+    folder = tmp_path_factory.mktemp("lora") / "adapter"
+    add_lora(load_model(str(tiny_qwen_st)), rank=4, alpha=8).save(str(folder))
+    write_model_card(folder)
+    return folder
+
+
+def _printed_commands(message: str) -> list[list[str]]:
+    import shlex
+
+    return [shlex.split(line.strip()) for line in message.splitlines() if line.strip().startswith("st-qwen3emb ")]
+
+
+def test_lora_folder_on_a_local_base_is_refused_with_commands_that_run(local_base_adapter, fake_hub, tmp_path, capsys):
+    import json
+
+    from st_qwen3emb.cli import main as cli_main
+
+    fake = fake_hub()
+    base = json.loads((local_base_adapter / "adapter_config.json").read_text())["base_model_name_or_path"]
+    assert Path(base).is_dir()  # the precondition: a local path
+    model = link_copy(local_base_adapter, tmp_path / "final")
+    before = _snapshot(model)
+    with pytest.raises(hub.PushRefused) as info:
+        hub.push_to_hub(model, "me/model", dry_run=True)
+    message = str(info.value)
+    assert "local path" in message and "--base_model_id" in message
+    export_cmd, push_cmd, retry_cmd = _printed_commands(message)
+    assert export_cmd[:4] == ["st-qwen3emb", "export", "--adapters", str(model)]
+    assert export_cmd[4:6] == ["--merge_lora", "true"]
+    assert hub.main(["--model_dir", str(model), "--repo_id", "me/model", "--dry_run"]) == 2
+    assert "st-qwen3emb export --adapters" in capsys.readouterr().err
+    # the printed commands run as printed: the export merges, and the merged folder passes the push check
+    assert cli_main(export_cmd[1:]) == 0
+    assert cli_main([*push_cmd[1:], "--dry_run"]) == 0
+    assert retry_cmd[-2:] == ["--base_model_id", "OWNER/NAME"] and retry_cmd[1] == "push"
+    assert fake.calls == [] and _snapshot(model) == before
+
+
+def test_base_model_id_is_recorded_in_the_uploaded_copy_only(local_base_adapter, fake_hub, monkeypatch):
+    import json
+
+    from huggingface_hub import ModelCard
+
+    uploaded: dict[str, str] = {}
+
+    def upload_folder(fake, api, **kwargs):  # reads the folder while it exists (a staged copy is removed after)
+        folder = Path(kwargs["folder_path"])
+        uploaded.update({str(p.relative_to(folder)): p.read_text(errors="replace") for p in folder.rglob("*.json")})
+        uploaded["README.md"] = (folder / "README.md").read_text()
+        uploaded["files"] = json.dumps(sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()))
+        return SimpleNamespace(commit_url="https://hub.invalid/c", pr_url=None)
+
+    monkeypatch.setattr(FakeHub, "upload_folder", upload_folder)
+    fake_hub()
+    before = _snapshot(local_base_adapter)
+    result = hub.push_to_hub(local_base_adapter, "me/model", base_model_id="Qwen/Qwen3-Embedding-0.6B")
+    assert result.commit_url
+    assert json.loads(uploaded["adapter_config.json"])["base_model_name_or_path"] == "Qwen/Qwen3-Embedding-0.6B"
+    assert ModelCard(uploaded["README.md"]).data.base_model == "Qwen/Qwen3-Embedding-0.6B"
+    assert set(json.loads(uploaded["files"])) == {name for name, _ in hub.files_to_upload(local_base_adapter)}
+    assert _snapshot(local_base_adapter) == before  # the user's folder is untouched
+
+
+@pytest.mark.parametrize(
+    ("folder", "base_model_id", "reason"),
+    [("adapter", "not a/hub id", "is not a Hub id"), ("full", "Qwen/Qwen3-Embedding-0.6B", "applies to a LoRA adapter")],
+)
+def test_bad_base_model_id_is_refused(local_base_adapter, carded_model, fake_hub, folder, base_model_id, reason):
+    fake = fake_hub()
+    model = local_base_adapter if folder == "adapter" else carded_model
+    with pytest.raises(hub.PushRefused, match=reason):
+        hub.push_to_hub(model, "me/model", base_model_id=base_model_id)
+    assert fake.calls == []
+
+
+# --- issue 17.6: a folder holding a Hub token is not published -------------------------------------------------------
+@pytest.mark.parametrize("where", ["README.md", "1_Pooling/notes.txt", "training_args.bin"])
+def test_folder_holding_a_hub_token_is_refused(tmp_path, carded_model, fake_hub, where, capsys):
+    fake = fake_hub()
+    model = link_copy(carded_model, tmp_path / "leaky")
+    target = model / where
+    old = target.read_bytes() if target.exists() else b""
+    target.write_bytes(old + b"\n--hub_token " + TOKEN.encode() + b"\n")
+    assert hub.main(["--model_dir", str(model), "--repo_id", "me/model", "--dry_run"]) == 2
+    err = capsys.readouterr().err
+    assert where in err and "Hugging Face token" in err and TOKEN not in err
+    assert fake.calls == []

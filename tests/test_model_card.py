@@ -361,3 +361,136 @@ def test_lora_adapter_folder_gets_a_card_and_passes_the_push_check(tmp_path, tin
     assert "LoRA adapter" in text and "AutoModel" not in text  # no transformers snippet for an unmerged adapter
     assert "encode_query" in text
     check_model_folder(folder)
+
+
+# --- issue 14.2, 17.7: the card's name, its swift command, escaping and local paths ---------------------------------
+def test_card_written_by_training_is_named_after_the_final_folder_not_the_temporary_one(run_dir, tiny_qwen_st):
+    from st_qwen3emb.training.sft import _write_card
+
+    tmp = _link_copy(tiny_qwen_st, run_dir / ".tmp-final")  # training saves final/ there, then renames it
+    _write_card(tmp, run_dir)
+    text = (tmp / "README.md").read_text()
+    assert ".tmp-final" not in text and ".tmp" not in text
+    assert "\n# Qwen3-Embedding-0.6B-v0-20261129-091500\n" in text
+    assert "SentenceTransformer('Qwen3-Embedding-0.6B-v0-20261129-091500')" in text
+
+
+FULL_RUN = {**ARGS, "train_type": "full", "lora_rank": 16, "lora_alpha": 32, "lora_dropout": 0.1,
+            "target_modules": ["all-linear"], "embedding_grad": "rows", "trust_remote_code": False,
+            "eval_sts": ["/data/sts.tsv"], "eval_retrieval": [], "document_instruction": "Doc",
+            "model_type": "qwen3_emb", "dataloader_drop_last": True}
+
+
+def _flags_of(command: str) -> dict[str, list[str]]:
+    words = shlex.split(command.replace("\\\n", " "))
+    program = words.index("sft")
+    flags: dict[str, list[str]] = {}
+    for word in words[program + 1:]:
+        if word.startswith("--"):
+            current = flags.setdefault(word[2:], [])
+        else:
+            current.append(word)
+    return flags
+
+
+def test_swift_command_lists_only_real_swift_flags_the_run_used():
+    swift = _flags_of(build_command(FULL_RUN, "swift sft"))
+    # this project's own flags are not swift's; LoRA flags configure nothing on a full run
+    for ours in ("embedding_grad", "trust_remote_code", "query_instruction", "document_instruction", "eval_sts",
+                 "eval_retrieval", "lora_rank", "lora_alpha", "lora_dropout", "target_modules", "train_type"):
+        assert ours not in swift, ours
+    assert swift["tuner_type"] == ["full"] and swift["model_type"] == ["qwen3_emb"]
+    assert swift["loss_type"] == ["infonce"] and swift["dataloader_drop_last"] == ["true"]
+    assert swift["lr_scheduler_type"] == ["cosine"]  # a passed-through TrainingArguments flag swift inherits
+    st = _flags_of(build_command(FULL_RUN, "st-qwen3emb sft"))
+    assert not {"lora_rank", "lora_alpha", "lora_dropout", "target_modules"} & set(st)
+    from st_qwen3emb.config import parse_args
+
+    parse_args(shlex.split(build_command(FULL_RUN, "st-qwen3emb sft").replace("\\\n", " "))[4:])  # the parser accepts it
+    lora = _flags_of(build_command(ARGS, "swift sft"))
+    assert lora["lora_rank"] == ["16"] and lora["tuner_type"] == ["lora"]
+
+
+EVIL = "x\n---\n# Owned\n<img src=x onerror=alert(1)> [click](javascript:alert(1)) | a | b `code` ```"
+
+
+def _html(text: str) -> str:
+    markdown_it = pytest.importorskip("markdown_it")
+    body = text.split("\n---\n", 1)[1]  # after the YAML front matter
+    return markdown_it.MarkdownIt("commonmark", {"html": True}).enable("table").render(body)
+
+
+def test_user_text_in_the_card_is_escaped(tmp_path, run_dir, eval_file):
+    args = {**ARGS, "dataset": [f"/data/{EVIL}.jsonl"], "val_dataset": [EVIL], "loss_type": f"infonce{EVIL}",
+            "lr_scheduler_type": EVIL}
+    (run_dir / "args.json").write_text(json.dumps(args))
+    summary = json.loads(eval_file.read_text())
+    summary["results"][0].update(task=EVIL, model_name=EVIL, main_metric=EVIL, metrics={EVIL: 0.5})
+    summary["results"][0]["dataset"]["name"] = EVIL
+    eval_file.write_text(json.dumps(summary))
+    write_model_card(run_dir / "final", eval_files=[eval_file], model_name=f"name{EVIL}")
+    text = (run_dir / "final" / "README.md").read_text()
+    html = _html(text)
+    assert re.findall(r"<img[^>]*>", html) == ['<img src="training_curves.png" alt="training curves" />']
+    assert all(href.startswith("https://") for href in re.findall(r'href="([^"]*)"', html))
+    assert "<h1>Owned" not in html
+    assert html.count("<h1>") == 1 and "<hr" not in html
+    # every table row keeps its number of cells
+    for table in re.findall(r"<table>.*?</table>", html, flags=re.S):
+        counts = {len(re.findall(r"<t[dh][ >]", row)) for row in re.findall(r"<tr>.*?</tr>", table, flags=re.S)}
+        assert len(counts) == 1, table
+    # the text itself is still there, shown literally
+    assert "onerror=alert(1)" in html and "# Owned" in html.replace("\\n", "\n")
+    # the front matter still parses and the commands keep the exact values (bash $'...' quoting)
+    assert _card(run_dir / "final" / "README.md").data.to_dict()["library_name"] == "sentence-transformers"
+    swift_block = re.search(r"(`{3,})bash\n(.*?swift sft.*?)\n\1\n", text, flags=re.S).group(2)
+    assert "lr_scheduler_type $'" in swift_block
+
+
+def test_local_paths_are_published_as_their_final_component_unless_keep_paths(tmp_path, run_dir, eval_file):
+    local_model = tmp_path / "models" / "Qwen3-Embedding-0.6B"
+    local_model.mkdir(parents=True)
+    args = {**ARGS, "model": str(local_model), "output_dir": str(tmp_path / "out"),
+            "dataset": [str(tmp_path / "data" / "pairs.jsonl") + "#100", "sentence-transformers/stsb:positive"]}
+    (run_dir / "args.json").write_text(json.dumps(args))
+    card = write_model_card(run_dir / "final", eval_files=[eval_file])
+    text = card.read_text()
+    assert str(tmp_path) not in text and "/work/" not in text
+    assert "pairs.jsonl#100" in text and "`Qwen3-Embedding-0.6B`" in text and "--output_dir out" in text
+    assert "sentence-transformers/stsb:positive" in text
+    assert main(["--model_dir", str(run_dir / "final"), "--keep_paths"]) == 0
+    assert str(local_model) in card.read_text()
+
+
+@pytest.mark.parametrize("bad", ["not a/valid/id", "bad name", "a/b/c", "a--b"])
+def test_malformed_base_model_is_a_one_line_error(run_dir, bad, capsys):
+    assert main(["--model_dir", str(run_dir / "final"), "--base_model", bad]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--base_model" in err and "Traceback" not in err
+
+
+def _official_layout(tmp_path: Path, tiny_qwen_st: Path) -> Path:
+    """The upstream Qwen3-Embedding layout: modules.json lists 2_Normalize, which has no folder."""
+    model = _link_copy(tiny_qwen_st, tmp_path / "Qwen3-Embedding-official")
+    import shutil
+
+    shutil.rmtree(model / "2_Normalize")
+    modules = json.loads((model / "modules.json").read_text())
+    for entry, upstream in zip(modules, ("Transformer", "Pooling", "Normalize"), strict=True):
+        entry["type"] = f"sentence_transformers.models.{upstream}"  # the upstream file's spelling
+    (model / "modules.json").write_text(json.dumps(modules))
+    return model
+
+
+@pytest.mark.parametrize("without_st_config", [False, True])
+def test_card_and_push_accept_what_sentence_transformers_loads(tmp_path, tiny_qwen_st, without_st_config, capsys):
+    from sentence_transformers import SentenceTransformer
+
+    from st_qwen3emb import hub
+
+    model = _official_layout(tmp_path, tiny_qwen_st)
+    if without_st_config:
+        (model / "config_sentence_transformers.json").unlink()
+    SentenceTransformer(str(model), device="cpu")  # plain sentence-transformers loads it ...
+    assert main(["--model_dir", str(model), "--base_model", BASE]) == 0  # ... so card and push accept it
+    assert hub.main(["--model_dir", str(model), "--repo_id", "me/model", "--dry_run"]) == 0, capsys.readouterr().err

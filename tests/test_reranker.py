@@ -172,6 +172,7 @@ def test_seq_cls_export_scores_identically(tiny_reranker, tmp_path):
     source = tmp_path / "ce"
     load_reranker(str(tiny_reranker), instruction=instruction).save(str(source))
     out = export_reranker(source, tmp_path / "seq", format="seq-cls")
+    assert "\n# seq\n" in (out / "README.md").read_text()  # the card is named after the output, not the scratch folder
     config = json.loads((out / "config.json").read_text())
     assert config["architectures"] == ["Qwen3ForSequenceClassification"] and len(config["id2label"]) == 1
     expected_prob, expected_logit = reference_scores(tiny_reranker, QUERY_DOCS, instruction=instruction)

@@ -137,9 +137,13 @@ def reranker_trainer_class():
     import torch
     from sentence_transformers.cross_encoder import CrossEncoderTrainer
 
-    from st_qwen3emb.training.trainer import NonFiniteLossError, StagedCheckpoints
+    from st_qwen3emb.training.trainer import NonFiniteLossError, StagedCheckpoints, args_without_secrets
 
     class SwiftRerankerTrainer(StagedCheckpoints, CrossEncoderTrainer):
+
+        def _save(self, output_dir: str | None = None, state_dict=None) -> None:
+            with args_without_secrets(self):  # training_args.bin never holds --hub_token
+                super()._save(output_dir, state_dict)
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             result = super().compute_loss(model, inputs, return_outputs=return_outputs,

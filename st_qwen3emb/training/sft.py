@@ -25,10 +25,12 @@ from st_qwen3emb.config import (
     resolved_learning_rate,
     validate,
 )
+from st_qwen3emb.redaction import redact_mapping
 from st_qwen3emb.training.history import EVAL_METRIC_KEY
 from st_qwen3emb.training.run_dir import (
     ARGS_FILE,
     BEST_LINK,
+    FINAL_DIR,
     check_output_dir,
     find_resume_checkpoint,
     new_run_dir,
@@ -274,13 +276,15 @@ def best_metric(config: RunConfig, has_eval_dataset: bool, paired: bool) -> str 
     return None
 
 
-def _write_card(final_dir: Path, run_dir: Path) -> None:
+def _write_card(folder: Path, run_dir: Path) -> None:
+    """The card of ``folder``, the temporary folder that becomes ``run_dir/final`` (and names the card)."""
+    final_dir = run_dir / FINAL_DIR
     try:
         from st_qwen3emb.model_card import write_model_card
     except ImportError:
         logger.warning("st_qwen3emb.model_card is not available; %s has no model card", final_dir)
         return
-    write_model_card(final_dir, run_dir=run_dir)
+    write_model_card(folder, run_dir=run_dir, final_dir=final_dir)
 
 
 def resume_checkpoint(config: RunConfig) -> Path | None:
@@ -385,7 +389,7 @@ def start_run(
         "st_qwen3emb_version": __version__,
     }
     if distributed.is_main_process():
-        write_json_atomic(run_dir / ARGS_FILE, resolved)
+        write_json_atomic(run_dir / ARGS_FILE, redact_mapping(resolved))  # never a --hub_token on disk
     return run_dir, args
 
 

@@ -10,7 +10,9 @@ the logged average (``logging_nan_inf_filter``) and keeps training on garbage; h
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -18,6 +20,7 @@ from sentence_transformers import SentenceTransformerTrainer
 
 from st_qwen3emb import distributed
 from st_qwen3emb.distributed import gathered_parameters
+from st_qwen3emb.redaction import redacted_training_args
 from st_qwen3emb.scratch import scratch_path
 from st_qwen3emb.training.saving import DiskFullError, checkpoint_failure, is_disk_full
 
@@ -32,6 +35,17 @@ class NonFiniteLossError(RuntimeError):
             "Common causes: a learning rate that is too high (try --learning_rate lower), float16 overflow "
             "(try --bf16 true or float32), or empty/garbage rows in the data."
         )
+
+
+@contextlib.contextmanager
+def args_without_secrets(trainer) -> Iterator[None]:
+    """While it is open, ``trainer.args`` is a copy without secrets: transformers and sentence-transformers pickle
+    ``self.args`` into ``training_args.bin`` on every save, ``--hub_token`` included."""
+    args, trainer.args = trainer.args, redacted_training_args(trainer.args)
+    try:
+        yield
+    finally:
+        trainer.args = args
 
 
 class StagedCheckpoints:
@@ -90,4 +104,5 @@ class SwiftTrainer(StagedCheckpoints, SentenceTransformerTrainer):
         # sentence-transformers override writes unconditionally and ignores state_dict: write once, full weights.
         with gathered_parameters(self.model):
             if self.args.should_save:
-                super()._save(output_dir)
+                with args_without_secrets(self):
+                    super()._save(output_dir)

@@ -80,6 +80,28 @@ def _read_json(path: Path) -> dict[str, Any] | list[Any] | None:
         raise ModelLoadError(f"{path} is not valid JSON: {err}") from err
 
 
+def check_module_classes(folder: Path, *, trust_remote_code: bool = False) -> None:
+    """Refuse a folder whose ``modules.json`` names a class outside sentence-transformers, in one line.
+
+    sentence-transformers refuses such a class too (``util/misc.py``, ``import_module_class``), but as a traceback
+    from deep inside the load; importing the class would run code that came with the folder.
+    """
+    path = folder / _ST_MARKER
+    modules = _read_json(path)
+    if modules is None or trust_remote_code:
+        return
+    if not isinstance(modules, list) or not all(isinstance(entry, dict) for entry in modules):
+        raise ModelLoadError(f"{path}: expected a JSON list of modules, each an object with 'type' and 'path'")
+    for entry in modules:
+        ref = str(entry.get("type", ""))
+        if not ref.startswith("sentence_transformers."):
+            raise ModelLoadError(
+                f"{path}: module {entry.get('name', entry.get('idx'))!r} is the class {ref!r}, which is not part of "
+                "sentence-transformers; loading it would run code that came with the model folder, so it is refused. "
+                "Inspect the folder and, only if you trust it, pass --trust_remote_code true"
+            )
+
+
 def _transformer_config_dir(folder: Path) -> Path:
     """Where the transformers config.json sits (the Transformer module's path inside an ST folder)."""
     modules = _read_json(folder / _ST_MARKER)
@@ -88,6 +110,18 @@ def _transformer_config_dir(folder: Path) -> Path:
             if str(entry.get("type", "")).endswith("Transformer"):
                 return folder / entry.get("path", "")
     return folder
+
+
+def require_hub_model(repo_id: str, *, revision: str | None = None) -> None:
+    """Fail at once when Hub model ``repo_id`` cannot be loaded: the Hub unreachable and the model not cached."""
+    from st_qwen3emb.hub_access import unavailable_model
+
+    reason = unavailable_model(repo_id, revision=revision)
+    if reason is not None:
+        raise ModelLoadError(
+            f"{repo_id!r} is not a local folder, and it cannot come from the Hugging Face Hub: {reason}, and it is "
+            "not in the local Hub cache. Pass a local model folder instead (one with config.json or modules.json)."
+        )
 
 
 def read_model_type(name_or_path: str, *, revision: str | None = None, trust_remote_code: bool = False) -> str | None:
@@ -100,6 +134,7 @@ def read_model_type(name_or_path: str, *, revision: str | None = None, trust_rem
             base = adapter.get("base_model_name_or_path")
             return read_model_type(base, revision=revision) if base else None
         return (config or {}).get("model_type")
+    require_hub_model(name_or_path, revision=revision)
     from transformers import AutoConfig
 
     try:
@@ -279,6 +314,8 @@ def load_model(
 
     name_or_path = str(name_or_path)
     folder = resolve_local_folder(name_or_path)
+    if folder is not None:
+        check_module_classes(folder, trust_remote_code=trust_remote_code)
     detected = read_model_type(name_or_path, revision=revision, trust_remote_code=trust_remote_code)
     is_qwen = detected in QWEN3_MODEL_TYPES
     if model_type not in (None, MODEL_TYPE_EMBEDDING):

@@ -7,8 +7,9 @@
 - ``DatasetValidationError``: every data problem; the message names file, row (1-based) and field.
 """
 
-from .loader import default_sts_sample_path, load_dataset, read_records, sample_records
+from .loader import load_dataset, read_records, sample_records
 from .records import DatasetValidationError, Record
+from .registry import default_sts_sample_path
 from .spec import DatasetSpec, parse_dataset_spec
 
 __all__ = [

@@ -20,14 +20,6 @@ from .validate import validate_for_loss
 if TYPE_CHECKING:
     import datasets
 
-SAMPLES_DIR = Path(__file__).resolve().parent / "samples"
-
-
-def default_sts_sample_path() -> Path:
-    """The repository's own small STS sample (STS-B TSV layout, 0-5 scores): the offline default for STS training."""
-    return SAMPLES_DIR / "sts_sample.tsv"
-
-
 def sample_records(records: list[Record], n: int, seed: int) -> list[Record]:
     """swift's ``#N``: N rows drawn without repetition; past the dataset size, whole copies plus a random rest.
 

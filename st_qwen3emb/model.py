@@ -184,6 +184,49 @@ def ensure_eos_appended(tokenizer: Any) -> bool:
     return True
 
 
+# Tokens kept beyond max_length when a text is cut to its character budget: only the last pre-token before the
+# cut can tokenise differently from the whole text, and it lies far past the truncation point.
+CLIP_MARGIN_TOKENS = 64
+
+
+def max_chars_per_token(tokenizer: Any) -> int:
+    """The most characters one token of a byte-level BPE tokenizer can cover: its longest vocabulary entry.
+
+    Byte-level BPE writes one vocabulary character per byte, and a text character is at least one byte.
+    """
+    return max(len(token) for token in tokenizer.get_vocab())
+
+
+def char_budget(max_length: int, chars_per_token: int) -> int:
+    """Characters that surely tokenise to more than ``max_length`` tokens, so cutting there changes nothing kept."""
+    return (max_length + CLIP_MARGIN_TOKENS) * chars_per_token
+
+
+class ClipLongTexts:
+    """A Transformer module's ``preprocess`` that first cuts each text to ``char_budget`` characters.
+
+    The tokenizer truncates only after tokenising the whole text (a 50 MB row took minutes and gigabytes); the cut
+    text gives the same first ``max_length`` tokens, and truncation then works as before, appending
+    ``<|endoftext|>`` last. Installed on the module instance, so training (the data collator calls
+    ``model.preprocess``), ``encode`` and evaluation all pass through it; the saved model is unchanged.
+    """
+
+    def __init__(self, module: Any) -> None:
+        self.module = module  # deep copies of the module copy this object with it and point here to the copy
+        self.chars_per_token = max_chars_per_token(module.tokenizer)
+
+    def budget(self, kwargs: dict[str, Any]) -> int | None:
+        text_kwargs = (kwargs.get("processing_kwargs") or {}).get("text") or {}
+        lengths = [n for n in (kwargs.get("max_length"), text_kwargs.get("max_length"), self.module.max_seq_length) if n]
+        return char_budget(max(lengths), self.chars_per_token) if lengths else None
+
+    def __call__(self, inputs: Any, prompt: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        budget = self.budget(kwargs)
+        if budget is not None and isinstance(inputs, (list, tuple)):
+            inputs = [text[:budget] if isinstance(text, str) else text for text in inputs]
+        return type(self.module).preprocess(self.module, inputs, prompt=prompt, **kwargs)
+
+
 def apply_qwen3_protocol(
     model: SentenceTransformer,
     *,
@@ -204,6 +247,8 @@ def apply_qwen3_protocol(
     if tokenizer.pad_token is None:
         tokenizer.pad_token = protocol.EOS_TOKEN
     ensure_eos_appended(tokenizer)
+    if not isinstance(transformer.__dict__.get("preprocess"), ClipLongTexts):
+        transformer.preprocess = ClipLongTexts(transformer)
 
     pooling = next((m for m in model if isinstance(m, Pooling)), None)
     if pooling is None:

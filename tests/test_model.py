@@ -239,3 +239,35 @@ def test_custom_module_class_exits_2_from_every_command(custom_class_folder, tmp
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "EvilPooling" in err[0] and "Traceback" not in err[0], err
     assert not (tmp_path / "out").exists() and not (tmp_path / "export").exists()
+
+
+# --- huge texts: cut to a character budget before tokenising --------------------------------------------
+
+
+def test_a_multi_megabyte_text_is_cut_before_tokenising(tiny_qwen_causal, monkeypatch):
+    import time
+
+    from st_qwen3emb.model import char_budget, max_chars_per_token
+
+    model = load_model(str(tiny_qwen_causal), max_seq_length=64)
+    tokenizer = model.tokenizer
+    huge = "The quick brown fox jumps over the lazy dog. " * 90_000  # about 4 MB
+    generous = huge[:100_000]  # far more than 64 tokens
+    reference = model.encode([generous], prompt="", convert_to_tensor=True)
+
+    seen = []
+    original_call = type(tokenizer).__call__
+
+    def spy(self, *args, **kwargs):
+        texts = kwargs.get("text", args[0] if args else None)
+        seen.extend(len(t) for t in (texts if isinstance(texts, list) else [texts]) if isinstance(t, str))
+        return original_call(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(tokenizer), "__call__", spy)
+    start = time.perf_counter()
+    embedding = model.encode([huge], prompt="", convert_to_tensor=True)
+    assert time.perf_counter() - start < 10
+    assert seen and max(seen) <= char_budget(64, max_chars_per_token(tokenizer)) < len(huge) // 10
+    torch.testing.assert_close(embedding, reference)
+    ids = model.preprocess([huge])["input_ids"][0]
+    assert len(ids) == 64 and ids[-1].item() == tokenizer.convert_tokens_to_ids(protocol.EOS_TOKEN)

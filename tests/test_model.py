@@ -247,8 +247,6 @@ def test_custom_module_class_exits_2_from_every_command(custom_class_folder, tmp
 def test_a_multi_megabyte_text_is_cut_before_tokenising(tiny_qwen_causal, monkeypatch):
     import time
 
-    from st_qwen3emb.model import char_budget, max_chars_per_token
-
     model = load_model(str(tiny_qwen_causal), max_seq_length=64)
     tokenizer = model.tokenizer
     huge = "The quick brown fox jumps over the lazy dog. " * 90_000  # about 4 MB
@@ -267,7 +265,7 @@ def test_a_multi_megabyte_text_is_cut_before_tokenising(tiny_qwen_causal, monkey
     start = time.perf_counter()
     embedding = model.encode([huge], prompt="", convert_to_tensor=True)
     assert time.perf_counter() - start < 10
-    assert seen and max(seen) <= char_budget(64, max_chars_per_token(tokenizer)) < len(huge) // 10
+    assert seen and max(seen) < len(generous) < len(huge) // 40  # the tokenizer never saw the 4 MB
     torch.testing.assert_close(embedding, reference)
     ids = model.preprocess([huge])["input_ids"][0]
     assert len(ids) == 64 and ids[-1].item() == tokenizer.convert_tokens_to_ids(protocol.EOS_TOKEN)

@@ -322,6 +322,12 @@ def export(
     checkpoint = Path(os.path.expanduser(str(checkpoint)))
     if not checkpoint.is_dir():
         raise ExportError(f"no checkpoint at {str(checkpoint)!r}: that folder does not exist")
+    from st_qwen3emb.model import ModelLoadError, check_module_classes
+
+    try:
+        check_module_classes(checkpoint, trust_remote_code=trust_remote_code)
+    except ModelLoadError as err:
+        raise ExportError(str(err)) from None
     is_adapter = lora.is_adapter_checkpoint(checkpoint)
     merge = is_adapter if merge_lora is None else merge_lora
     if merge and not is_adapter:

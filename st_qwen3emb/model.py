@@ -80,6 +80,28 @@ def _read_json(path: Path) -> dict[str, Any] | list[Any] | None:
         raise ModelLoadError(f"{path} is not valid JSON: {err}") from err
 
 
+def check_module_classes(folder: Path, *, trust_remote_code: bool = False) -> None:
+    """Refuse a folder whose ``modules.json`` names a class outside sentence-transformers, in one line.
+
+    sentence-transformers refuses such a class too (``util/misc.py``, ``import_module_class``), but as a traceback
+    from deep inside the load; importing the class would run code that came with the folder.
+    """
+    path = folder / _ST_MARKER
+    modules = _read_json(path)
+    if modules is None or trust_remote_code:
+        return
+    if not isinstance(modules, list) or not all(isinstance(entry, dict) for entry in modules):
+        raise ModelLoadError(f"{path}: expected a JSON list of modules, each an object with 'type' and 'path'")
+    for entry in modules:
+        ref = str(entry.get("type", ""))
+        if not ref.startswith("sentence_transformers."):
+            raise ModelLoadError(
+                f"{path}: module {entry.get('name', entry.get('idx'))!r} is the class {ref!r}, which is not part of "
+                "sentence-transformers; loading it would run code that came with the model folder, so it is refused. "
+                "Inspect the folder and, only if you trust it, pass --trust_remote_code true"
+            )
+
+
 def _transformer_config_dir(folder: Path) -> Path:
     """Where the transformers config.json sits (the Transformer module's path inside an ST folder)."""
     modules = _read_json(folder / _ST_MARKER)
@@ -88,6 +110,18 @@ def _transformer_config_dir(folder: Path) -> Path:
             if str(entry.get("type", "")).endswith("Transformer"):
                 return folder / entry.get("path", "")
     return folder
+
+
+def require_hub_model(repo_id: str, *, revision: str | None = None) -> None:
+    """Fail at once when Hub model ``repo_id`` cannot be loaded: the Hub unreachable and the model not cached."""
+    from st_qwen3emb.hub_access import unavailable_model
+
+    reason = unavailable_model(repo_id, revision=revision)
+    if reason is not None:
+        raise ModelLoadError(
+            f"{repo_id!r} is not a local folder, and it cannot come from the Hugging Face Hub: {reason}, and it is "
+            "not in the local Hub cache. Pass a local model folder instead (one with config.json or modules.json)."
+        )
 
 
 def read_model_type(name_or_path: str, *, revision: str | None = None, trust_remote_code: bool = False) -> str | None:
@@ -100,6 +134,7 @@ def read_model_type(name_or_path: str, *, revision: str | None = None, trust_rem
             base = adapter.get("base_model_name_or_path")
             return read_model_type(base, revision=revision) if base else None
         return (config or {}).get("model_type")
+    require_hub_model(name_or_path, revision=revision)
     from transformers import AutoConfig
 
     try:
@@ -149,6 +184,49 @@ def ensure_eos_appended(tokenizer: Any) -> bool:
     return True
 
 
+# Tokens kept beyond max_length when a text is cut to its character budget: only the last pre-token before the
+# cut can tokenise differently from the whole text, and it lies far past the truncation point.
+CLIP_MARGIN_TOKENS = 64
+
+
+def max_chars_per_token(tokenizer: Any) -> int:
+    """The most characters one token of a byte-level BPE tokenizer can cover: its longest vocabulary entry.
+
+    Byte-level BPE writes one vocabulary character per byte, and a text character is at least one byte.
+    """
+    return max(len(token) for token in tokenizer.get_vocab())
+
+
+def char_budget(max_length: int, chars_per_token: int) -> int:
+    """Characters that surely tokenise to more than ``max_length`` tokens, so cutting there changes nothing kept."""
+    return (max_length + CLIP_MARGIN_TOKENS) * chars_per_token
+
+
+class ClipLongTexts:
+    """A Transformer module's ``preprocess`` that first cuts each text to ``char_budget`` characters.
+
+    The tokenizer truncates only after tokenising the whole text (a 50 MB row took minutes and gigabytes); the cut
+    text gives the same first ``max_length`` tokens, and truncation then works as before, appending
+    ``<|endoftext|>`` last. Installed on the module instance, so training (the data collator calls
+    ``model.preprocess``), ``encode`` and evaluation all pass through it; the saved model is unchanged.
+    """
+
+    def __init__(self, module: Any) -> None:
+        self.module = module  # deep copies of the module copy this object with it and point here to the copy
+        self.chars_per_token = max_chars_per_token(module.tokenizer)
+
+    def budget(self, kwargs: dict[str, Any]) -> int | None:
+        text_kwargs = (kwargs.get("processing_kwargs") or {}).get("text") or {}
+        lengths = [n for n in (kwargs.get("max_length"), text_kwargs.get("max_length"), self.module.max_seq_length) if n]
+        return char_budget(max(lengths), self.chars_per_token) if lengths else None
+
+    def __call__(self, inputs: Any, prompt: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        budget = self.budget(kwargs)
+        if budget is not None and isinstance(inputs, (list, tuple)):
+            inputs = [text[:budget] if isinstance(text, str) else text for text in inputs]
+        return type(self.module).preprocess(self.module, inputs, prompt=prompt, **kwargs)
+
+
 def apply_qwen3_protocol(
     model: SentenceTransformer,
     *,
@@ -169,6 +247,8 @@ def apply_qwen3_protocol(
     if tokenizer.pad_token is None:
         tokenizer.pad_token = protocol.EOS_TOKEN
     ensure_eos_appended(tokenizer)
+    if not isinstance(transformer.__dict__.get("preprocess"), ClipLongTexts):
+        transformer.preprocess = ClipLongTexts(transformer)
 
     pooling = next((m for m in model if isinstance(m, Pooling)), None)
     if pooling is None:
@@ -279,6 +359,8 @@ def load_model(
 
     name_or_path = str(name_or_path)
     folder = resolve_local_folder(name_or_path)
+    if folder is not None:
+        check_module_classes(folder, trust_remote_code=trust_remote_code)
     detected = read_model_type(name_or_path, revision=revision, trust_remote_code=trust_remote_code)
     is_qwen = detected in QWEN3_MODEL_TYPES
     if model_type not in (None, MODEL_TYPE_EMBEDDING):

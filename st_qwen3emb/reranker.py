@@ -25,7 +25,9 @@ from st_qwen3emb import protocol
 from st_qwen3emb.model import (
     QWEN3_MODEL_TYPES,
     ModelLoadError,
+    check_module_classes,
     instantiate,
+    require_hub_model,
     resolve_local_folder,
     transformers_kwargs,
 )
@@ -121,6 +123,8 @@ def _read_architectures(name_or_path: str, revision: str | None, trust_remote_co
             source = base
         else:
             source = str(folder)
+    if resolve_local_folder(source) is None:
+        require_hub_model(source, revision=revision)
     try:
         config = AutoConfig.from_pretrained(source, revision=revision, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as err:
@@ -160,6 +164,9 @@ def load_reranker(
     name_or_path = str(name_or_path)
     if model_type not in (None, MODEL_TYPE_RERANKER):
         raise ModelLoadError(f"unknown reranker model_type {model_type!r}; expected {MODEL_TYPE_RERANKER!r} or none")
+    folder = resolve_local_folder(name_or_path)
+    if folder is not None:
+        check_module_classes(folder, trust_remote_code=trust_remote_code)
     detected, architectures = _read_architectures(name_or_path, revision, trust_remote_code)
     if detected not in QWEN3_MODEL_TYPES:
         raise ModelLoadError(
@@ -172,7 +179,7 @@ def load_reranker(
             "Qwen3ForSequenceClassification conversion)"
         )
     model = instantiate(
-        CrossEncoder, name_or_path, resolve_local_folder(name_or_path), device=device, revision=revision,
+        CrossEncoder, name_or_path, folder, device=device, revision=revision,
         trust_remote_code=trust_remote_code, model_kwargs=transformers_kwargs(dtype, attn_implementation),
     )
     return apply_reranker_protocol(model, instruction=instruction, max_length=max_length)

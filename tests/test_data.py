@@ -442,3 +442,105 @@ def test_unknown_loss_type(tmp_path):
     path = write_jsonl(tmp_path / "u.jsonl", [{"query": "q", "response": "p"}])
     with pytest.raises(ValueError, match="loss"):
         load_dataset(str(path), loss_type="no_such_loss")
+
+
+# --- folders of split files: one spec grammar for training and evaluation ------------------------------
+
+
+def _positive_rows(path: Path) -> int:
+    return sum(score / 5 >= 0.75 for score in _stsb_scores(path))
+
+
+def test_sts_folder_reads_the_split_file_with_subset_and_sample(stsb_dir):
+    positive = load_dataset(f"{stsb_dir}:positive", loss_type="infonce")
+    assert len(positive) == _positive_rows(stsb_dir / "train.tsv")
+    assert len(load_dataset(str(stsb_dir), loss_type="cosine_similarity")) == len(_stsb_scores(stsb_dir / "train.tsv"))
+    test_rows = list(read_records(f"{stsb_dir}:positive", split="test"))
+    assert len(test_rows) == _positive_rows(stsb_dir / "test.tsv")
+    assert len(load_dataset(f"{stsb_dir}:positive#7", loss_type="infonce")) == 7
+
+
+def test_sft_takes_only_train_tsv_of_an_sts_folder(stsb_dir, tmp_path):
+    from st_qwen3emb.config import parse_args
+    from st_qwen3emb.training.sft import _load_data
+
+    config = parse_args(["--model", str(tmp_path), "--dataset", f"{stsb_dir}:positive", "--loss_type", "infonce"])
+    train, evaluation = _load_data(config)
+    assert len(train) == _positive_rows(stsb_dir / "train.tsv") and evaluation is None
+
+
+def test_eval_sts_reads_specs_with_the_training_grammar(stsb_dir):
+    from st_qwen3emb.evaluation.sts import load_sts_data
+
+    data = load_sts_data(f"{stsb_dir}:positive")
+    assert len(data.scores) == _positive_rows(stsb_dir / "test.tsv") and min(data.scores) >= 0.75
+    assert data.source == str((stsb_dir / "test.tsv").resolve()) and data.config == "positive"
+    assert len(load_sts_data(f"{stsb_dir}#5", split="validation").scores) == 5
+
+
+def test_folder_of_no_known_layout_lists_the_files_looked_for(tmp_path):
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "readme.txt").write_text("hello\n")
+    message = error_of(str(folder))
+    for name in ("train.tsv", "train.csv", "train.jsonl", "train.json", "train.parquet", "corpus.jsonl", "queries.jsonl"):
+        assert name in message
+    assert "readme.txt" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("count", ["0", "-3", "abc", "", "1.5"])
+def test_bad_sample_count_is_a_data_error(tmp_path, count):
+    path = write_jsonl(tmp_path / "rows.jsonl", [{"query": "q", "response": "p", "label": 1}])
+    with pytest.raises(DatasetValidationError, match="is not a row count"):
+        parse_dataset_spec(f"{path}#{count}")
+    assert "is not a row count" in error_of(f"{path}:positive#{count}")
+
+
+def test_bad_sample_count_exits_2_in_one_line(tiny_qwen_causal, tmp_path, capsys):
+    from st_qwen3emb.training.cli import main as sft_main
+
+    path = write_jsonl(tmp_path / "rows.jsonl", [{"query": "q", "response": "p", "label": 1}])
+    argv = ["--model", str(tiny_qwen_causal), "--dataset", f"{path}#-3", "--loss_type", "infonce",
+            "--output_dir", str(tmp_path / "out")]
+    assert sft_main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "#-3" in err and "row count" in err and len(err.splitlines()) == 1
+
+
+# --- files that are not UTF-8 text, and long fields -----------------------------------------------------
+
+
+@pytest.mark.parametrize("ext", [".jsonl", ".json", ".csv", ".tsv"])
+def test_invalid_utf8_names_file_line_and_byte_offset(tmp_path, ext):
+    path = tmp_path / f"latin1{ext}"
+    first = b"sentence1\tsentence2\tscore\n" if ext == ".tsv" else b'{"query": "a", "response": "b"}\n'
+    path.write_bytes(first + b'{"query": "caf\xe9"}\n')
+    message = error_of(str(path))
+    assert str(path) in message and "line 2" in message and f"byte offset {len(first) + 14}" in message
+    assert "UTF-8" in message and "\n" not in message
+
+
+def test_binary_files_are_refused_in_one_line(tmp_path):
+    png = tmp_path / "image.jsonl"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))
+    message = error_of(str(png))
+    assert str(png) in message and "line 1" in message and "byte offset 0" in message
+    nul = tmp_path / "nul.tsv"
+    nul.write_bytes(b"sentence1\tsentence2\tscore\nab\x00c\td\t1\n")
+    message = error_of(str(nul))
+    assert str(nul) in message and "line 2" in message and "byte offset 28" in message and "binary" in message
+    parquet = tmp_path / "broken.parquet"
+    parquet.write_bytes(b"PAR1 this is no parquet file")
+    assert f"{parquet}: not a readable parquet file" in error_of(str(parquet))
+
+
+@pytest.mark.parametrize("ext", [".tsv", ".csv"])
+def test_a_200k_character_field_loads_in_tsv_and_csv(tmp_path, ext):
+    long_text = "word " * 40_000  # 200,000 characters, past csv's default 131,072 limit
+    sep = "\t" if ext == ".tsv" else ","
+    path = tmp_path / f"long{ext}"
+    path.write_text(f"anchor{sep}positive\nshort query{sep}{long_text}\n", encoding="utf-8")
+    ds = load_dataset(str(path), loss_type="infonce")
+    assert ds["positive"] == [long_text]
+    jsonl = write_jsonl(tmp_path / "long.jsonl", [{"anchor": "short query", "positive": long_text}])
+    assert load_dataset(str(jsonl), loss_type="infonce")["positive"] == ds["positive"]

@@ -194,3 +194,78 @@ def test_empty_query_instruction_means_bare_queries(tiny_qwen_causal):
     model = load_model(str(tiny_qwen_causal), query_instruction="")
     assert model.prompts["query"] == ""
     np.testing.assert_allclose(model.encode_query(QUERIES), reference_embeddings(tiny_qwen_causal, QUERIES), atol=1e-5)
+
+
+# --- a model folder that names code of its own ------------------------------------------------------
+
+
+@pytest.fixture
+def custom_class_folder(tiny_qwen_st, tmp_path):
+    import json
+    import shutil
+
+    folder = tmp_path / "custom"
+    shutil.copytree(tiny_qwen_st, folder)
+    modules = json.loads((folder / "modules.json").read_text())
+    modules[1]["type"] = "evil_package.pooling.EvilPooling"
+    (folder / "modules.json").write_text(json.dumps(modules))
+    return folder
+
+
+def test_custom_module_class_is_a_one_line_error(custom_class_folder):
+    with pytest.raises(ModelLoadError) as info:
+        load_model(str(custom_class_folder))
+    message = str(info.value)
+    assert str(custom_class_folder / "modules.json") in message and "evil_package.pooling.EvilPooling" in message
+    assert "trust_remote_code" in message and "\n" not in message
+
+
+def test_custom_module_class_exits_2_from_every_command(custom_class_folder, tmp_path, capsys):
+    from st_qwen3emb.data import default_sts_sample_path
+    from st_qwen3emb.evaluation.cli import main as eval_main
+    from st_qwen3emb.export import main as export_main
+    from st_qwen3emb.training.cli import main as sft_main
+
+    sample = str(default_sts_sample_path())
+    commands = [
+        (sft_main, ["--model", str(custom_class_folder), "--dataset", sample, "--loss_type", "cosine_similarity",
+                    "--output_dir", str(tmp_path / "out")]),
+        (eval_main, ["sts", "--model", str(custom_class_folder), "--dataset", sample,
+                     "--output", str(tmp_path / "sts.json")]),
+        (export_main, ["--model", str(custom_class_folder), "--output_dir", str(tmp_path / "export")]),
+    ]
+    for main, argv in commands:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "EvilPooling" in err[0] and "Traceback" not in err[0], err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "export").exists()
+
+
+# --- huge texts: cut to a character budget before tokenising --------------------------------------------
+
+
+def test_a_multi_megabyte_text_is_cut_before_tokenising(tiny_qwen_causal, monkeypatch):
+    import time
+
+    model = load_model(str(tiny_qwen_causal), max_seq_length=64)
+    tokenizer = model.tokenizer
+    huge = "The quick brown fox jumps over the lazy dog. " * 90_000  # about 4 MB
+    generous = huge[:100_000]  # far more than 64 tokens
+    reference = model.encode([generous], prompt="", convert_to_tensor=True)
+
+    seen = []
+    original_call = type(tokenizer).__call__
+
+    def spy(self, *args, **kwargs):
+        texts = kwargs.get("text", args[0] if args else None)
+        seen.extend(len(t) for t in (texts if isinstance(texts, list) else [texts]) if isinstance(t, str))
+        return original_call(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(tokenizer), "__call__", spy)
+    start = time.perf_counter()
+    embedding = model.encode([huge], prompt="", convert_to_tensor=True)
+    assert time.perf_counter() - start < 10
+    assert seen and max(seen) < len(generous) < len(huge) // 40  # the tokenizer never saw the 4 MB
+    torch.testing.assert_close(embedding, reference)
+    ids = model.preprocess([huge])["input_ids"][0]
+    assert len(ids) == 64 and ids[-1].item() == tokenizer.convert_tokens_to_ids(protocol.EOS_TOKEN)

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 
-def hub_reachable(timeout: float = 3.0) -> bool:
+def hub_reachable() -> bool:
     """Whether models and datasets can come from the Hugging Face Hub (HF_HUB_OFFLINE=1 or no network: no)."""
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
-        return False
-    import urllib.request
+    from st_qwen3emb.hub_access import hub_unreachable_reason
 
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-    try:
-        urllib.request.urlopen(urllib.request.Request(endpoint, method="HEAD"), timeout=timeout)
-        return True
-    except OSError:
-        return False
+    return hub_unreachable_reason() is None
 
 
 def run_recipe(online: list[str], offline: list[str], argv: list[str] | None, what: str) -> int:

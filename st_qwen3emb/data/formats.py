@@ -21,7 +21,9 @@ line, which ``datasets``' JSON/CSV builders do not report.
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import json
 import math
 import re
@@ -45,6 +47,7 @@ _NUMBERED_NEGATIVE = re.compile(r"^negative_?(\d+)$")
 
 STSB_COLUMNS = ("sentence1", "sentence2", "score")
 STSB_MAX_SCORE = 5.0
+_CSV_FIELD_LIMIT = 2**31 - 1
 
 
 class FieldProblem(Exception):
@@ -80,19 +83,58 @@ def read_table(path: str | Path) -> RawTable:
         raise DatasetValidationError(f"{source}: is a folder; expected one of {', '.join(SUPPORTED_EXTENSIONS)}")
     ext = path.suffix.lower()
     if ext == ".jsonl":
-        return RawTable(source, "line", list(json_lines(path.read_text(encoding="utf-8").splitlines())))
+        return RawTable(source, "line", list(json_lines(read_text(path).splitlines())))
     if ext == ".json":
         return _read_json(path)
     if ext in (".csv", ".tsv"):
         return _read_delimited(path, "\t" if ext == ".tsv" else ",")
     if ext == ".parquet":
+        import pyarrow
         import pyarrow.parquet as pq
 
-        rows = pq.read_table(path).to_pylist()
+        try:
+            rows = pq.read_table(path).to_pylist()
+        except (pyarrow.ArrowException, OSError) as err:
+            raise DatasetValidationError(f"{source}: not a readable parquet file ({err})") from None
         return RawTable(source, "row", [(i, row, None) for i, row in enumerate(rows, start=1)])
     raise DatasetValidationError(
         f"{source}: unsupported file extension {path.suffix!r}; use one of {', '.join(SUPPORTED_EXTENSIONS)}"
     )
+
+
+def read_text(path: Path) -> str:
+    """A data file's whole text; a file that is not UTF-8 text is an error naming its line and byte offset.
+
+    A UTF-8 byte-order mark is dropped (spreadsheet exports write one); a NUL byte means a binary file.
+    """
+    data = path.read_bytes()
+    bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    try:
+        text = data[bom:].decode("utf-8")
+    except UnicodeDecodeError as err:
+        offset = bom + err.start
+        line = data.count(b"\n", 0, offset) + 1
+        raise DatasetValidationError(
+            f"{path}, line {line}: not UTF-8 text (byte 0x{data[offset]:02x} at byte offset {offset}); "
+            "data files must be UTF-8 text (is it a binary file? otherwise re-save it as UTF-8)"
+        ) from None
+    nul = text.find("\x00")
+    if nul >= 0:
+        offset = bom + len(text[:nul].encode("utf-8"))
+        raise DatasetValidationError(
+            f"{path}, line {text.count(chr(10), 0, nul) + 1}: a NUL byte at byte offset {offset}; "
+            "this is a binary file, not a text data file"
+        )
+    return text
+
+
+def raise_csv_field_limit() -> None:
+    """Lift ``csv``'s 131,072-character field limit: a long document in a TSV/CSV must load as it does in JSONL.
+
+    The limit is process-wide; 2**31 - 1 is the largest value every platform's C ``long`` holds.
+    """
+    if csv.field_size_limit() < _CSV_FIELD_LIMIT:
+        csv.field_size_limit(_CSV_FIELD_LIMIT)
 
 
 def json_lines(lines: Iterable[str], first_line: int = 1) -> Iterator[tuple[int, dict | None, str | None]]:
@@ -112,7 +154,7 @@ def json_lines(lines: Iterable[str], first_line: int = 1) -> Iterator[tuple[int,
 
 
 def _read_json(path: Path) -> RawTable:
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path)
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -138,8 +180,9 @@ def _read_delimited(path: Path, delimiter: str) -> RawTable:
     # TSV files (STS-B among them) contain bare double quotes inside sentences: no quoting for TSV.
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
     source = str(path)
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle, delimiter=delimiter, quoting=quoting)
+    raise_csv_field_limit()
+    reader = csv.reader(io.StringIO(read_text(path), newline=""), delimiter=delimiter, quoting=quoting)
+    try:
         header = next(reader, None)
         if header is None:
             return RawTable(source, "line", [], typed=False)
@@ -153,6 +196,8 @@ def _read_delimited(path: Path, delimiter: str) -> RawTable:
                 rows.append((line, None, f"has {len(values)} fields, the header has {len(header)} ({', '.join(header)})"))
                 continue
             rows.append((line, dict(zip(header, values, strict=True)), None))
+    except csv.Error as err:
+        raise DatasetValidationError(f"{location(source, reader.line_num, None, 'line')}: {err}") from None
     layout = "stsb" if delimiter == "\t" and tuple(header[:3]) == STSB_COLUMNS else None
     return RawTable(source, "line", rows, typed=False, layout=layout)
 

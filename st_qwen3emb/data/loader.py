@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .folders import split_file
 from .formats import SUPPORTED_EXTENSIONS, read_table, records_from_table
 from .negatives import fit_negatives
 from .records import DatasetValidationError, Record
@@ -18,14 +19,6 @@ from .validate import validate_for_loss
 
 if TYPE_CHECKING:
     import datasets
-
-SAMPLES_DIR = Path(__file__).resolve().parent / "samples"
-
-
-def default_sts_sample_path() -> Path:
-    """The repository's own small STS sample (STS-B TSV layout, 0-5 scores): the offline default for STS training."""
-    return SAMPLES_DIR / "sts_sample.tsv"
-
 
 def sample_records(records: list[Record], n: int, seed: int) -> list[Record]:
     """swift's ``#N``: N rows drawn without repetition; past the dataset size, whole copies plus a random rest.
@@ -49,13 +42,14 @@ def _spec_records(spec: DatasetSpec, *, split: str, seed: int) -> list[Record]:
             raise DatasetValidationError(f"{spec}: a retrieval folder takes one qrels split as its subset")
         records = retrieval_records(spec.name, spec.subsets[0] if spec.subsets else split)
     elif spec.is_local:
-        table = read_table(spec.name)
+        path = Path(spec.name)
+        table = read_table(split_file(path, split) if path.is_dir() else path)
         records = records_from_table(table)
         if table.layout == "stsb":
             records = apply_subsets(records, STS_SUBSETS, spec, "STS-B layout files")
         elif spec.subsets:
             raise DatasetValidationError(
-                f"{spec}: local files have no subsets (only STS-B layout .tsv files offer "
+                f"{spec}: {table.source} has no subsets (only STS-B layout .tsv files offer "
                 f"{', '.join(STS_SUBSETS)}); drop ':{'/'.join(spec.subsets)}'"
             )
     elif spec.name.startswith((".", "/", "~")) or Path(spec.name).suffix.lower() in SUPPORTED_EXTENSIONS:
@@ -97,8 +91,8 @@ def load_dataset(
     Columns: ``anchor``, ``positive`` (the first positive, as swift uses), ``negative_1..negative_k`` for losses
     that take hard negatives (count policy in ``st_qwen3emb.data.negatives``; ``hard_negatives`` or
     ``INFONCE_HARD_NEGATIVES`` fixes k), and ``label`` (float) for losses that take a label. ``split`` applies to
-    Hub datasets and retrieval folders (a local file is its own split); ``seed`` drives ``#N`` sampling and
-    negative padding.
+    Hub datasets and folders (``<folder>/<split>.tsv`` ..., or a retrieval folder's qrels; a local file is its own
+    split); ``seed`` drives ``#N`` sampling and negative padding.
     """
     import datasets
 

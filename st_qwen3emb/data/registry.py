@@ -8,8 +8,10 @@ its 0-5 scores scaled to 0..1 first, so ``train.tsv:positive`` keeps exactly the
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from .formats import RawTable, records_from_table
 from .records import DatasetValidationError, Record
@@ -31,6 +33,14 @@ STS_SUBSETS = {
         "the default rows with score >= 0.75 (0..1 scale); meant for infonce",
     ),
 }
+
+SAMPLES_DIR = Path(__file__).resolve().parent / "samples"
+
+
+def default_sts_sample_path() -> Path:
+    """The repository's own small STS sample (STS-B TSV layout, 0-5 scores): the offline default for STS training."""
+    return SAMPLES_DIR / "sts_sample.tsv"
+
 
 # Hub id -> its subsets. Subsets of unregistered Hub datasets are passed to ``datasets`` as config names.
 REGISTERED: dict[str, dict[str, Subset]] = {"sentence-transformers/stsb": STS_SUBSETS}
@@ -55,6 +65,9 @@ def hub_records(spec: DatasetSpec, split: str) -> list[Record]:
     """Rows of a Hub dataset through ``datasets.load_dataset`` (works offline only from the local cache)."""
     import datasets
 
+    from st_qwen3emb.hub_access import hub_unreachable_reason
+
+    unreachable = hub_unreachable_reason()  # offline: datasets reads its cache at once instead of retrying
     registered = REGISTERED.get(spec.name)
     configs: tuple[str | None, ...] = (None,) if registered is not None or not spec.subsets else spec.subsets
     records: list[Record] = []
@@ -62,10 +75,11 @@ def hub_records(spec: DatasetSpec, split: str) -> list[Record]:
         try:
             ds = datasets.load_dataset(spec.name, config, split=split)
         except Exception as exc:  # datasets raises many types (connection, not found, offline): one clear message
+            why = f"{unreachable} and it is not in the local cache" if unreachable else f"{type(exc).__name__}: {exc}"
             raise DatasetValidationError(
-                f"{spec}: could not load {spec.name!r} (split {split!r}) from the Hugging Face Hub: "
-                f"{type(exc).__name__}: {exc}\nOffline or without access, pass a local file instead "
-                "(.jsonl, .json, .csv, .tsv or .parquet), e.g. st_qwen3emb.data.default_sts_sample_path()."
+                f"{spec}: could not load {spec.name!r} (split {split!r}) from the Hugging Face Hub: {why}. "
+                "Pass a local file or folder instead (.jsonl, .json, .csv, .tsv or .parquet), e.g. "
+                f"{shlex.quote(str(default_sts_sample_path()))} (the packaged STS sample)"
             ) from exc
         source = spec.name if config is None else f"{spec.name}:{config}"
         table = RawTable(f"{source} ({split})", "row", [(i, row, None) for i, row in enumerate(ds.to_list(), 1)])

@@ -10,20 +10,24 @@ BEIR and mteb join them. The qrels split is the spec's subset (``folder:test``) 
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
-from .formats import json_lines
+from .formats import json_lines, read_text
 from .records import DatasetValidationError, Record, location
+
+# The files that make a folder a BEIR retrieval folder (its qrels split files aside).
+RETRIEVAL_FILES = ("corpus.jsonl", "queries.jsonl")
 
 
 def is_retrieval_folder(path: str | Path) -> bool:
     path = Path(path)
-    return path.is_dir() and (path / "corpus.jsonl").is_file() and (path / "queries.jsonl").is_file()
+    return path.is_dir() and all((path / name).is_file() for name in RETRIEVAL_FILES)
 
 
 def _read_jsonl_by_id(path: Path) -> dict[str, dict]:
     rows: dict[str, dict] = {}
-    for number, row, error in json_lines(path.read_text(encoding="utf-8").splitlines()):
+    for number, row, error in json_lines(read_text(path).splitlines()):
         if error is not None:
             raise DatasetValidationError(f"{location(str(path), number, None, 'line')}: {error}")
         key = "_id" if "_id" in row else "query_id"
@@ -56,19 +60,18 @@ def retrieval_records(folder: str | Path, split: str) -> list[Record]:
     corpus = load_corpus(folder)
     queries = _read_jsonl_by_id(folder / "queries.jsonl")
     judged: dict[str, list[tuple[float, str]]] = {}
-    with qrels_path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle, delimiter="\t")
-        next(reader, None)  # header: query-id, corpus-id, score
-        for values in reader:
-            if not values:
-                continue
-            if len(values) < 3:
-                raise DatasetValidationError(f"{location(str(qrels_path), reader.line_num, None, 'line')}: expected query-id, corpus-id, score")
-            try:
-                score = float(values[2])
-            except ValueError:
-                raise DatasetValidationError(f"{location(str(qrels_path), reader.line_num, 'score', 'line')}: not a number") from None
-            judged.setdefault(values[0], []).append((score, values[1]))
+    reader = csv.reader(io.StringIO(read_text(qrels_path), newline=""), delimiter="\t")
+    next(reader, None)  # header: query-id, corpus-id, score
+    for values in reader:
+        if not values:
+            continue
+        if len(values) < 3:
+            raise DatasetValidationError(f"{location(str(qrels_path), reader.line_num, None, 'line')}: expected query-id, corpus-id, score")
+        try:
+            score = float(values[2])
+        except ValueError:
+            raise DatasetValidationError(f"{location(str(qrels_path), reader.line_num, 'score', 'line')}: not a number") from None
+        judged.setdefault(values[0], []).append((score, values[1]))
     candidates: dict[str, list[str]] = {}
     if (folder / "candidates.jsonl").is_file():
         for qid, row in _read_jsonl_by_id(folder / "candidates.jsonl").items():

@@ -1,13 +1,18 @@
 """swift's ``--dataset`` grammar: ``[hf::|ms::]id_or_path[:subset[/subset...]][#N]``.
 
 A string that names an existing path is always a path, so a file whose name contains ``:`` or ``#`` still loads
-(swift resolves paths first for the same reason).
+(swift resolves paths first for the same reason). A leading ``~`` is the home folder. A path may be a file or a
+folder (a BEIR retrieval folder, or a folder of split files such as ``train.tsv``/``validation.tsv``/``test.tsv``);
+the subsets and ``#N`` apply to a folder as to a file. Every command that takes data (training, evaluation, mining)
+reads its specs with this parser.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+
+from .records import DatasetValidationError
 
 
 @dataclass(frozen=True)
@@ -28,14 +33,16 @@ class DatasetSpec:
 
 
 def parse_dataset_spec(spec: str) -> DatasetSpec:
-    """Split a ``--dataset`` value into name, subsets and sample size.
+    """Split a ``--dataset`` value into name, subsets and sample size; ``DatasetValidationError`` when malformed.
 
     >>> parse_dataset_spec("sentence-transformers/stsb:positive#500")
     DatasetSpec(name='sentence-transformers/stsb', subsets=('positive',), sample=500, hub=None)
     """
     if not isinstance(spec, str) or not spec.strip():
-        raise ValueError(f"a dataset spec must be a non-empty string, got {spec!r}")
+        raise DatasetValidationError(f"a dataset spec must be a non-empty string, got {spec!r}")
     text = spec.strip()
+    if text.startswith("~"):
+        text = os.path.expanduser(text)
     if os.path.exists(text):
         return DatasetSpec(text)
     hub = None
@@ -45,12 +52,13 @@ def parse_dataset_spec(spec: str) -> DatasetSpec:
     sample = None
     head, sep, tail = text.rpartition("#")
     if sep and not os.path.exists(text):
-        try:
-            sample = int(tail)
-        except ValueError:
-            raise ValueError(f"dataset spec {spec!r}: the part after '#' must be a row count, got {tail!r}") from None
-        if sample <= 0:
-            raise ValueError(f"dataset spec {spec!r}: the sample size after '#' must be positive, got {sample}")
+        count = tail.strip()
+        if not (count.isascii() and count.isdigit()) or int(count) <= 0:
+            raise DatasetValidationError(
+                f"dataset spec {spec!r}: '#{tail}' is not a row count; '#N' takes a positive whole number "
+                "of rows to sample (e.g. '#500')"
+            )
+        sample = int(count)
         text = head
     subsets: tuple[str, ...] = ()
     if not os.path.exists(text):
@@ -58,8 +66,8 @@ def parse_dataset_spec(spec: str) -> DatasetSpec:
         if sep:
             subsets = tuple(s.strip() for s in subset_text.split("/") if s.strip())
             if not subsets:
-                raise ValueError(f"dataset spec {spec!r}: empty subset after ':'")
+                raise DatasetValidationError(f"dataset spec {spec!r}: empty subset after ':'")
             text = name
     if not text.strip():
-        raise ValueError(f"dataset spec {spec!r} names no dataset")
+        raise DatasetValidationError(f"dataset spec {spec!r} names no dataset")
     return DatasetSpec(text.strip(), subsets, sample, hub)

@@ -39,9 +39,9 @@ def build_sts_parser(prog: str = "eval_sts.py") -> argparse.ArgumentParser:
         nargs="+",
         default=["stsb"],
         help="'stsb' (Hub sentence-transformers/stsb), a Hub id, or a local TSV/CSV/JSONL file or folder "
-        "with sentence1, sentence2, score (0-5 or 0-1)",
+        "with sentence1, sentence2, score (0-5 or 0-1); each [:subset][#N] as in 'sft --dataset'",
     )
-    parser.add_argument("--split", default="test", help="split of a Hub dataset or file name in a folder")
+    parser.add_argument("--split", default="test", help="split of a Hub dataset, or the file <split>.tsv of a folder")
     _add_instruction_flags(parser)
     parser.add_argument("--output", default="sts_results.json", help="summary JSON; the bar chart goes next to it")
     parser.add_argument("--batch-size", type=int, default=32)

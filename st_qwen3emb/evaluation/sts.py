@@ -10,7 +10,7 @@ as ``encode_query`` would send it. Data: local files in the STS-B layout (``sent
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -76,29 +76,33 @@ def _read(spec: str, split: str) -> tuple[list[str], list[str], list[float]]:
 
 
 def load_sts_data(spec: str, split: str = "test") -> STSData:
-    """STS pairs from ``spec``: ``stsb`` (the Hub dataset), a Hub id ``org/name[:config]``, a file, or a folder.
+    """STS pairs from ``spec``, in the ``--dataset`` grammar of training (``st_qwen3emb.data.parse_dataset_spec``).
 
-    A folder is read as ``<folder>/<split>.tsv`` (the ``shared/data/stsb`` layout).
+    ``stsb`` (the Hub dataset), a Hub id, a file, or a folder of split files (``<folder>/<split>.tsv``, the
+    ``train.tsv``/``validation.tsv``/``test.tsv`` layout of STS-B), each with an optional ``:subset`` and ``#N``.
     """
-    path = Path(os.path.expanduser(spec))
-    if path.is_dir():
-        candidates = [path / f"{split}{ext}" for ext in (".tsv", ".csv", ".jsonl")]
-        found = next((c for c in candidates if c.is_file()), None)
-        if found is None:
-            raise STSDataError(f"{path}: no {split}.tsv/.csv/.jsonl in this folder")
-        path = found
-    if path.is_file():
-        s1, s2, scores = _read(str(path), split)
+    from st_qwen3emb.data import DatasetValidationError, parse_dataset_spec
+    from st_qwen3emb.data.folders import split_file
+
+    try:
+        parsed = parse_dataset_spec(spec)
+        path = Path(parsed.name)
+        if parsed.is_local and path.is_dir():
+            path = split_file(path, split)
+    except DatasetValidationError as err:
+        raise STSDataError(str(err)) from err
+    config = "/".join(parsed.subsets) or None
+    if parsed.is_local:
+        s1, s2, scores = _read(spec, split)
         name = f"{path.parent.name}-local" if path.parent.name else "sts-local"
-        return STSData(s1, s2, scores, name=name, source=str(path.resolve()), split=path.stem)
-    if spec.startswith((".", "/", "~")) or spec.endswith((".tsv", ".csv", ".jsonl")):
-        raise STSDataError(f"{spec}: no such file or folder")
-    hub_id = HUB_ALIASES.get(spec, spec)
-    repo, _, config = hub_id.partition(":")
-    s1, s2, scores = _read(hub_id, split)
-    return STSData(
-        s1, s2, scores, name=spec if spec in HUB_ALIASES else repo, source=repo, split=split, config=config or None
-    )
+        return STSData(s1, s2, scores, name=name, source=str(path.resolve()), split=path.stem, config=config)
+    if parsed.name.startswith((".", "/", "~")) or parsed.name.endswith((".tsv", ".csv", ".jsonl")):
+        raise STSDataError(f"{parsed.name}: no such file or folder")
+    repo = HUB_ALIASES.get(parsed.name, parsed.name)
+    hub_spec = (f"{parsed.hub}::" if parsed.hub else "") + str(replace(parsed, name=repo))
+    s1, s2, scores = _read(hub_spec, split)
+    name = parsed.name if parsed.name in HUB_ALIASES else repo
+    return STSData(s1, s2, scores, name=name, source=repo, split=split, config=config)
 
 
 # --- evaluating ---------------------------------------------------------------------------------

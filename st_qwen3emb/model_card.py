@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from st_qwen3emb import protocol
-from st_qwen3emb.training.run_dir import ARGS_FILE, CURVES_FILE, FINAL_DIR, LAST_LINK, LOG_FILE
+from st_qwen3emb.runs import ARGS_FILE, CURVES_FILE, FINAL_DIR, LAST_LINK, LOG_FILE
 
 CARD_FILENAME = "README.md"
 CURVES_FILENAME = CURVES_FILE

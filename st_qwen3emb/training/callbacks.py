@@ -18,8 +18,8 @@ from typing import Any
 from transformers import TrainerCallback
 from transformers.trainer_callback import ProgressCallback
 
+from st_qwen3emb.runs import CURVES_FILE, LOG_FILE
 from st_qwen3emb.training.curves import draw_in_child_process
-from st_qwen3emb.training.run_dir import CURVES_FILE, LOG_FILE
 
 # swift's train-line keys, in swift's order
 TRAIN_LOG_KEYS = (

@@ -24,7 +24,7 @@ from st_qwen3emb.config import (
     resolved_learning_rate,
     validate,
 )
-from st_qwen3emb.training.run_dir import (
+from st_qwen3emb.runs import (
     ARGS_FILE,
     BEST_LINK,
     FINAL_DIR,
@@ -449,8 +449,8 @@ def run_trainer(
     """
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
+    from st_qwen3emb.runs import list_checkpoints
     from st_qwen3emb.training.callbacks import CurvesCallback, LossProgressCallback, SignalCallback, SwiftLogCallback
-    from st_qwen3emb.training.run_dir import list_checkpoints
 
     if trainer_class is None:
         from st_qwen3emb.training.trainer import SwiftTrainer as trainer_class

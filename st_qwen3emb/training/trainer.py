@@ -19,7 +19,7 @@ from transformers.trainer_callback import ExportableState
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, SaveStrategy, rotate_checkpoints
 
 from st_qwen3emb.distributed import gathered_parameters, shared_atomic_dir
-from st_qwen3emb.training.run_dir import ARGS_FILE, LAST_LINK, point_link
+from st_qwen3emb.runs import ARGS_FILE, LAST_LINK, point_link
 
 
 class NonFiniteLossError(RuntimeError):

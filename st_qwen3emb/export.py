@@ -306,11 +306,11 @@ def export(
         format: ``portable`` (sentence-transformers 6 layout) or ``legacy`` (pre-5.4 layout).
         exist_ok: replace an existing output folder (only once the new export is complete).
         safe_serialization: safetensors weights (default) instead of pickle.
-        task_type: ``embedding``; the reranker types go to ``st_qwen3emb.reranker_export.export_reranker``.
+        task_type: ``embedding``; the reranker types go to ``st_qwen3emb.reranker.export.export_reranker``.
         trust_remote_code: as in transformers; off unless asked for.
     """
     if task_type in RERANKER_TASK_TYPES:
-        from st_qwen3emb.reranker_export import export_reranker
+        from st_qwen3emb.reranker.export import export_reranker
 
         return export_reranker(
             checkpoint, output_dir, merge_lora=merge_lora, base_model=base_model, format=format,

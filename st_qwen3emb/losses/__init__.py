@@ -5,7 +5,7 @@
 ``loss_spec(loss_type)`` tell the data layer which columns and which kind of label each loss takes.
 
 Each loss lives in its own module (imported only when built); ``cosent`` and ``angle`` are sentence-transformers'
-``CoSENTLoss`` and ``AnglELoss`` unchanged, and the reranker losses live in ``st_qwen3emb.losses.reranker``.
+``CoSENTLoss`` and ``AnglELoss`` unchanged, and the reranker losses live in ``st_qwen3emb.reranker.losses``.
 """
 
 from __future__ import annotations
@@ -62,12 +62,12 @@ _REGISTRY: dict[str, tuple[str, str, LossSpec]] = {
     "angle": ("sentence_transformers.sentence_transformer.losses", "AnglELoss", LossSpec(_PAIR, "score")),
     # Reranker data: a query, its positive(s) and negatives; the 1/0 labels follow from the columns.
     "pointwise_reranker": (
-        "st_qwen3emb.losses.reranker",
+        "st_qwen3emb.reranker.losses",
         "PointwiseRerankerLoss",
         LossSpec(_PAIR, None, negatives=True, task="reranker"),
     ),
     "listwise_reranker": (
-        "st_qwen3emb.losses.reranker",
+        "st_qwen3emb.reranker.losses",
         "ListwiseRerankerLoss",
         LossSpec(_PAIR, None, negatives=True, task="reranker"),
     ),

@@ -302,11 +302,11 @@ def loss_environment(loss_type: str) -> dict[str, Any]:
         options = resolve_infonce_options()
         env.update({name: getattr(options, field) for field, name in ENV_VARIABLES.items()})
     elif loss_type in ("pointwise_reranker", "listwise_reranker"):
-        from st_qwen3emb.data.reranker import MAX_NEGATIVE_ENV, MAX_POSITIVE_ENV, sample_limits
+        from st_qwen3emb.reranker.data import MAX_NEGATIVE_ENV, MAX_POSITIVE_ENV, sample_limits
 
         env[MAX_POSITIVE_ENV], env[MAX_NEGATIVE_ENV] = sample_limits()
         if loss_type == "listwise_reranker":
-            from st_qwen3emb.losses import reranker as losses
+            from st_qwen3emb.reranker import losses
 
             env[losses.TEMPERATURE_ENV] = losses.env_number(losses.TEMPERATURE_ENV, losses.DEFAULT_TEMPERATURE, float)
             env[losses.MIN_GROUP_SIZE_ENV] = losses.env_number(
@@ -369,7 +369,7 @@ def train(config: RunConfig) -> Path:
     """
     validate(config)
     if config.task_type in RERANKER_TASK_TYPES:
-        from st_qwen3emb.training.reranker import train_reranker
+        from st_qwen3emb.reranker.train import train_reranker
 
         return train_reranker(config)
 

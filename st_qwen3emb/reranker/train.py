@@ -3,8 +3,8 @@ listwise_reranker`` on sentence-transformers' ``CrossEncoderTrainer``.
 
 The run layout, logging callbacks, atomic checkpoints and argument handling are the embedding trainer's
 (``st_qwen3emb.training.sft`` / ``trainer`` / ``callbacks`` / ``run_dir``); what differs is the model (a
-CrossEncoder from ``load_reranker``), the data (swift's reranker groups, ``st_qwen3emb.data.reranker``), the losses
-(``st_qwen3emb.losses.reranker``) and the evaluation: sentence-transformers' ``CrossEncoderRerankingEvaluator``
+CrossEncoder from ``load_reranker``), the data (swift's reranker groups, ``st_qwen3emb.reranker.data``), the losses
+(``st_qwen3emb.reranker.losses``) and the evaluation: sentence-transformers' ``CrossEncoderRerankingEvaluator``
 (MRR@10, nDCG@10, MAP over each query's candidate list) on ``--val_dataset``, on a ``--split_dataset_ratio`` split,
 and on every ``--eval_retrieval`` folder (e.g. a maniscope ``*_rerank10`` set). ``--query_instruction`` is the
 reranker's instruction; it is stored with the model, so training, evaluation and the saved model agree.
@@ -32,7 +32,7 @@ BEST_METRIC_SUFFIX = f"ndcg@{EVAL_AT_K}"
 
 def _load_model(config: RunConfig) -> tuple[CrossEncoder, str | None]:
     from st_qwen3emb.model import read_model_type
-    from st_qwen3emb.reranker import MODEL_TYPE_RERANKER, load_reranker
+    from st_qwen3emb.reranker.model import MODEL_TYPE_RERANKER, load_reranker
 
     detected = read_model_type(config.model, revision=config.model_revision, trust_remote_code=config.trust_remote_code)
     inferred = infer_model_type(detected, config.task_type)
@@ -63,7 +63,7 @@ def _default_max_length() -> int:
 def _load_data(config: RunConfig) -> tuple[Any, list[dict] | None]:
     """Training rows (groups) and the evaluation samples, all checked before any model is loaded."""
     from st_qwen3emb.data import read_records
-    from st_qwen3emb.data.reranker import groups_to_dataset, reranker_groups, reranking_samples
+    from st_qwen3emb.reranker.data import groups_to_dataset, reranker_groups, reranking_samples
 
     records = list(read_records(list(config.dataset), seed=config.seed))
     eval_samples = None
@@ -85,7 +85,7 @@ def _load_data(config: RunConfig) -> tuple[Any, list[dict] | None]:
 def _build_evaluators(config: RunConfig, eval_samples: list[dict] | None) -> list:
     from sentence_transformers.cross_encoder.evaluation import CrossEncoderRerankingEvaluator
 
-    from st_qwen3emb.data.reranker import load_reranking_samples
+    from st_qwen3emb.reranker.data import load_reranking_samples
 
     batch = config.per_device_eval_batch_size
     evaluators = []
@@ -168,7 +168,7 @@ def train_reranker(config: RunConfig) -> Path:
 
     loss = build_loss(config.loss_type, model)
 
-    from st_qwen3emb.reranker import model_instruction
+    from st_qwen3emb.reranker.model import model_instruction
 
     run_dir, args = start_run(
         config,

@@ -60,7 +60,7 @@ def probe_scores(model: CrossEncoder) -> np.ndarray:
 
 def _load_checkpoint(checkpoint: Path, staged: Path | None) -> CrossEncoder:
     """The checkpoint as a CrossEncoder; for an adapter, prove every saved LoRA tensor landed in the model."""
-    from st_qwen3emb.reranker import load_reranker
+    from st_qwen3emb.reranker.model import load_reranker
 
     if staged is None:
         return load_reranker(str(checkpoint), device="cpu")
@@ -82,7 +82,7 @@ def to_sequence_classification(model: CrossEncoder):
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    from st_qwen3emb.reranker import yes_no_token_ids
+    from st_qwen3emb.reranker.model import yes_no_token_ids
 
     causal = model[0].model
     if not hasattr(causal, "get_output_embeddings") or causal.get_output_embeddings() is None:
@@ -109,7 +109,7 @@ def to_sequence_classification(model: CrossEncoder):
 
 def _build(checkpoint: Path, built: Path, scratch: Path, *, base: str | None, merge: bool, format: str,
            safe_serialization: bool) -> None:
-    from st_qwen3emb.reranker import apply_reranker_protocol, load_reranker, model_instruction
+    from st_qwen3emb.reranker.model import apply_reranker_protocol, load_reranker, model_instruction
 
     staged = None
     if merge:

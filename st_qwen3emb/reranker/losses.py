@@ -1,7 +1,7 @@
 """swift's reranker losses (``pointwise_reranker``, ``listwise_reranker``) for a sentence-transformers CrossEncoder.
 
 A training row is one group: ``anchor`` (the query), ``positive``, then ``negative_1..negative_k`` (``""`` where a
-group has fewer negatives), as built by ``st_qwen3emb.data.reranker``. Each (query, document) pair is scored by the
+group has fewer negatives), as built by ``st_qwen3emb.reranker.data``. Each (query, document) pair is scored by the
 CrossEncoder as the logit ``z_yes - z_no`` (the ``LogitScore`` head; no sigmoid in training).
 
 - pointwise: ``BCEWithLogits(z, label)`` averaged over every (query, document) row of the batch, label 1 for the

@@ -8,7 +8,7 @@ The logic lives in ``st_qwen3emb.evaluation`` (also ``st-qwen3emb eval sts``).
 
 import sys
 
-from st_qwen3emb.evaluation.cli import sts_main
+from st_qwen3emb.cli.eval import sts_main
 
 if __name__ == "__main__":
     sys.exit(sts_main())

@@ -274,7 +274,7 @@ def test_bad_local_files_name_file_row_and_field(tmp_path):
 
 # --- CLI ----------------------------------------------------------------------------------------
 def test_cli_sts_writes_table_json_and_chart(tiny_qwen_st, sts_file, tmp_path, capsys):
-    from st_qwen3emb.evaluation.cli import main
+    from st_qwen3emb.cli.eval import main
 
     out = tmp_path / "res" / "results.json"
     assert main(["sts", "--model", str(tiny_qwen_st), "--dataset", str(sts_file), "--output", str(out), "--no-progress"]) == 0
@@ -292,7 +292,7 @@ def test_cli_sts_writes_table_json_and_chart(tiny_qwen_st, sts_file, tmp_path, c
 
 def test_evaluation_modules_do_not_import_mteb():
     code = (
-        "import sys; import st_qwen3emb.evaluation.cli, st_qwen3emb.evaluation.sts, "
+        "import sys; import st_qwen3emb.cli.eval, st_qwen3emb.evaluation.sts, "
         "st_qwen3emb.evaluation.mteb_runner, st_qwen3emb.evaluation.local_tasks; "
         "print('mteb' in sys.modules, 'torch' in sys.modules)"
     )
@@ -343,7 +343,7 @@ def test_stsb_spearman_matches_sentence_transformers_and_mteb(minilm, minilm_dir
     from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator
 
     import st_qwen3emb.model
-    from st_qwen3emb.evaluation.cli import mteb_main, sts_main
+    from st_qwen3emb.cli.eval import mteb_main, sts_main
 
     test_tsv = require_shared(STSB_DIR / "test.tsv")
     s1, s2, gold = read_stsb_independently(test_tsv)

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from st_qwen3emb.cli.sft import main as sft_main
 from st_qwen3emb.config import ConfigError, parse_args
 from st_qwen3emb.runs import atomic_dir, find_resume_checkpoint, new_run_dir
 from st_qwen3emb.training.callbacks import TRAIN_LOG_KEYS
-from st_qwen3emb.training.cli import main as sft_main
 from st_qwen3emb.training.evaluation import infonce_metrics
 from st_qwen3emb.training.sft import resolve_prompts
 

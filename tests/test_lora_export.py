@@ -340,7 +340,7 @@ def test_similarity_demo(merged, capsys):
 
     from conftest import REPO
 
-    spec = importlib.util.spec_from_file_location("similarity_demo", REPO / "evaluation" / "similarity_demo.py")
+    spec = importlib.util.spec_from_file_location("similarity_demo", REPO / "evaluation_scripts" / "similarity_demo.py")
     demo = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(demo)
     assert demo.main(["--model", str(merged)]) == 0

@@ -1,4 +1,4 @@
-"""``st-qwen3emb eval sts|mteb`` and the ``evaluation/eval_sts.py`` / ``evaluation/run_mteb.py`` scripts.
+"""``st-qwen3emb eval sts|mteb`` and the ``evaluation_scripts/eval_sts.py`` / ``evaluation_scripts/run_mteb.py`` scripts.
 
 Both entry points share the parsers here; the work is done in ``sts.py`` and ``mteb_runner.py``.
 """

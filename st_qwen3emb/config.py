@@ -15,12 +15,21 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 TASK_TYPES = ("embedding", "reranker", "generative_reranker")
+EMBEDDING_TASK_TYPES = ("embedding",)
 RERANKER_TASK_TYPES = ("reranker", "generative_reranker")
+# The one table where the two model families meet: per task type, the function that trains it and the one that
+# exports it, as "module:function" imported only when used, so the embedding modules never import the reranker wing.
+TASK_ENTRY_POINTS: dict[str, dict[str, str]] = {
+    **{task: {"train": "st_qwen3emb.training.sft:train", "export": "st_qwen3emb.export:export"}
+       for task in EMBEDDING_TASK_TYPES},
+    **{task: {"train": "st_qwen3emb.reranker.train:train_reranker", "export": "st_qwen3emb.reranker.export:export_reranker"}
+       for task in RERANKER_TASK_TYPES},
+}
 TRAIN_TYPES = ("full", "lora")
 LORA_FLAGS = ("lora_rank", "lora_alpha", "lora_dropout", "target_modules")
 DEEPSPEED_NAMES = ("zero2", "zero3")
@@ -33,6 +42,16 @@ _BOOL_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False,
 
 class ConfigError(ValueError):
     """A command line that cannot become a run: the message names the flag and what to do."""
+
+
+def task_entry_point(task_type: str, step: str) -> Callable[..., Any]:
+    """The function that does ``step`` (``"train"`` or ``"export"``) for ``task_type``, imported now."""
+    import importlib
+
+    if task_type not in TASK_ENTRY_POINTS:
+        raise ConfigError(f"--task_type must be one of {', '.join(TASK_TYPES)}; got {task_type!r}")
+    module, function = TASK_ENTRY_POINTS[task_type][step].split(":")
+    return getattr(importlib.import_module(module), function)
 
 
 def _flag(default: Any, help: str, kind: str = "str", *, aliases: tuple[str, ...] = (), choices=None) -> Any:

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from _link_copy import link_copy
 
-from st_qwen3emb.model_card import CardInputError, build_command, main, write_model_card
+from st_qwen3emb.cli.card import main
+from st_qwen3emb.model_card import CardInputError, build_command, write_model_card
 
 BASE = "Qwen/Qwen3-Embedding-0.6B"
 ARGS = {

@@ -180,7 +180,8 @@ def test_resume_ends_with_the_same_weights(tiny_qwen_causal, sts_file, tmp_path)
 
 def test_sigint_saves_a_checkpoint_and_stops(tiny_qwen_causal, sts_file, tmp_path, monkeypatch):
     from st_qwen3emb.training.callbacks import SignalCallback
-    from st_qwen3emb.training.sft import TrainingInterrupted, train
+    from st_qwen3emb.training.run import TrainingInterrupted
+    from st_qwen3emb.training.sft import train
 
     original = SignalCallback.on_step_end
 

@@ -37,7 +37,7 @@ def run(config) -> int:
         print(f"st-qwen3emb sft: error: {err}", file=sys.stderr)
         return 2
     except Exception as err:
-        from st_qwen3emb.training.sft import TrainingInterrupted
+        from st_qwen3emb.training.run import TrainingInterrupted
         from st_qwen3emb.training.trainer import NonFiniteLossError
 
         if isinstance(err, TrainingInterrupted):

@@ -1,4 +1,4 @@
-"""swift's ``INFONCE_*`` environment variables as an explicit options object.
+"""The environment variables swift's losses read: ``INFONCE_*`` as an explicit options object, and the reranker's.
 
 ms-swift configures its InfoNCE loss only through environment variables, read at every loss call. We read the same
 variables with the same defaults (swift 4.x) and the same boolean spelling, but every option can also be given as a
@@ -55,6 +55,15 @@ ENV_VARIABLES: dict[str, str] = {
     "include_dd": "INFONCE_INCLUDE_DD",
 }
 
+# The reranker's variables: the group sampling both reranker losses train on, and the listwise loss's options
+# (defaults next to their readers, ``st_qwen3emb.reranker.data`` and ``st_qwen3emb.reranker.losses``).
+MAX_POSITIVE_ENV = "MAX_POSITIVE_SAMPLES"
+MAX_NEGATIVE_ENV = "MAX_NEGATIVE_SAMPLES"
+LISTWISE_TEMPERATURE_ENV = "LISTWISE_RERANKER_TEMPERATURE"
+LISTWISE_MIN_GROUP_SIZE_ENV = "LISTWISE_RERANKER_MIN_GROUP_SIZE"
+RERANKER_SAMPLING_ENV = (MAX_POSITIVE_ENV, MAX_NEGATIVE_ENV)
+LISTWISE_ENV = (LISTWISE_TEMPERATURE_ENV, LISTWISE_MIN_GROUP_SIZE_ENV)
+
 _TRUE = ("y", "yes", "t", "true", "on", "1")  # the spelling swift accepts (transformers' strtobool)
 _FALSE = ("n", "no", "f", "false", "off", "0")
 
@@ -66,6 +75,17 @@ def parse_bool(text: str, name: str) -> bool:
     if value in _FALSE:
         return False
     raise ValueError(f"{name}={text!r} is not a boolean; use one of {', '.join(_TRUE + _FALSE)}")
+
+
+def env_number(name: str, default: float | int, kind: type) -> Any:
+    """``kind(os.environ[name])`` or ``default``; a clear error naming the variable for a bad value."""
+    text = os.environ.get(name)
+    if text is None or not text.strip():
+        return default
+    try:
+        return kind(text)
+    except ValueError:
+        raise ValueError(f"{name}={text!r} is not a valid {kind.__name__}") from None
 
 
 def _parse(field: str, text: str) -> Any:
@@ -99,3 +119,9 @@ def resolve_infonce_options(environ: Mapping[str, str] | None = None, **explicit
         elif (text := environ.get(ENV_VARIABLES[field.name])) is not None and text.strip() != "":
             values[field.name] = _parse(field.name, text)
     return InfoNCEOptions(**values)
+
+
+def infonce_environment(loss_type: str) -> dict[str, Any]:
+    """The ``INFONCE_*`` settings in effect now (variable or default), by variable name."""
+    options = resolve_infonce_options()
+    return {name: getattr(options, field) for field, name in ENV_VARIABLES.items()}

@@ -25,13 +25,11 @@ from typing import TYPE_CHECKING
 
 from st_qwen3emb.data.loader import read_records
 from st_qwen3emb.data.records import DatasetValidationError, Record
-from st_qwen3emb.reranker.losses import env_number
+from st_qwen3emb.losses.env import MAX_NEGATIVE_ENV, MAX_POSITIVE_ENV, env_number
 
 if TYPE_CHECKING:
     import datasets
 
-MAX_POSITIVE_ENV = "MAX_POSITIVE_SAMPLES"
-MAX_NEGATIVE_ENV = "MAX_NEGATIVE_SAMPLES"
 DEFAULT_MAX_POSITIVES = 1
 DEFAULT_MAX_NEGATIVES = 7
 

@@ -26,16 +26,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from st_qwen3emb import lora
-from st_qwen3emb.export import (
+from st_qwen3emb.config import RERANKER_TASK_TYPES
+from st_qwen3emb.export_steps import (
     ExportError,
-    _assert_same,
-    _move_into_place,
-    _stage_checkpoint,
-    _tolerance,
+    assert_same,
     default_output_dir,
-    find_run_dir,
+    move_into_place,
     resolve_base_model,
+    stage_checkpoint,
+    tolerance,
 )
+from st_qwen3emb.runs import find_run_dir
 
 if TYPE_CHECKING:
     import numpy as np
@@ -114,14 +115,14 @@ def _build(checkpoint: Path, built: Path, scratch: Path, *, base: str | None, me
     staged = None
     if merge:
         staged = scratch / "checkpoint"
-        _stage_checkpoint(checkpoint, staged, base)
+        stage_checkpoint(checkpoint, staged, base)
     model = _load_checkpoint(checkpoint, staged)
     model.eval()
-    tol = _tolerance(model, float32=1e-4, half=5e-2)
+    tol = tolerance(model, float32=1e-4, half=5e-2)
     reference = probe_scores(model)
     if merge:
         lora.merge_lora(model)
-        _assert_same(reference, probe_scores(model), tol, "merging the adapter", "the reranker scores")
+        assert_same(reference, probe_scores(model), tol, "merging the adapter", "the reranker scores")
 
     if format == "seq-cls":
         hf_dir = scratch / "seq-cls"
@@ -137,7 +138,7 @@ def _build(checkpoint: Path, built: Path, scratch: Path, *, base: str | None, me
         raise ExportError(f"the export still holds adapter files {leftovers}")
     _write_card(built, checkpoint, base)
     reloaded = load_reranker(str(built), device="cpu")
-    _assert_same(reference, probe_scores(reloaded), tol, "saving and reloading the export", "the reranker scores")
+    assert_same(reference, probe_scores(reloaded), tol, "saving and reloading the export", "the reranker scores")
 
 
 def _write_card(folder: Path, checkpoint: Path, base_model: str | None) -> None:
@@ -175,7 +176,7 @@ def export_reranker(
     """
     if format not in RERANKER_FORMATS:
         raise ExportError(f"unknown format {format!r} for rerankers; expected one of {RERANKER_FORMATS}")
-    if task_type not in ("generative_reranker", "reranker"):
+    if task_type not in RERANKER_TASK_TYPES:
         raise ExportError(f"export_reranker exports rerankers, not task_type {task_type!r}")
     checkpoint = Path(os.path.expanduser(str(checkpoint)))
     if not checkpoint.is_dir():
@@ -195,7 +196,7 @@ def export_reranker(
     try:
         built = scratch / "built"
         _build(checkpoint, built, scratch, base=base, merge=merge, format=format, safe_serialization=safe_serialization)
-        _move_into_place(built, output, scratch)
+        move_into_place(built, output, scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     logger.info("Exported %s (%s) to %s", checkpoint, format, output)

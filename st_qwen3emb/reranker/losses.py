@@ -23,28 +23,34 @@ Environment variables, as in swift, read at each call unless the option was give
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-TEMPERATURE_ENV = "LISTWISE_RERANKER_TEMPERATURE"
-MIN_GROUP_SIZE_ENV = "LISTWISE_RERANKER_MIN_GROUP_SIZE"
+from st_qwen3emb.losses.env import (
+    LISTWISE_MIN_GROUP_SIZE_ENV,
+    LISTWISE_TEMPERATURE_ENV,
+    MAX_NEGATIVE_ENV,
+    MAX_POSITIVE_ENV,
+    env_number,
+)
+
 DEFAULT_TEMPERATURE = 1.0
 DEFAULT_MIN_GROUP_SIZE = 2
 
 
-def env_number(name: str, default: float | int, kind: type) -> Any:
-    """``kind(os.environ[name])`` or ``default``; a clear error naming the variable for a bad value."""
-    text = os.environ.get(name)
-    if text is None or not text.strip():
-        return default
-    try:
-        return kind(text)
-    except ValueError:
-        raise ValueError(f"{name}={text!r} is not a valid {kind.__name__}") from None
+def environment(loss_type: str) -> dict[str, Any]:
+    """The reranker settings in effect now (variable or default), by variable name: the group sampling, and for
+    ``listwise_reranker`` its temperature and minimum group size."""
+    from st_qwen3emb.reranker.data import sample_limits
+
+    env: dict[str, Any] = dict(zip((MAX_POSITIVE_ENV, MAX_NEGATIVE_ENV), sample_limits(), strict=True))
+    if loss_type == "listwise_reranker":
+        env[LISTWISE_TEMPERATURE_ENV] = env_number(LISTWISE_TEMPERATURE_ENV, DEFAULT_TEMPERATURE, float)
+        env[LISTWISE_MIN_GROUP_SIZE_ENV] = env_number(LISTWISE_MIN_GROUP_SIZE_ENV, DEFAULT_MIN_GROUP_SIZE, int)
+    return env
 
 
 # --- pure math on fixed logits ------------------------------------------------------------------------------
@@ -153,10 +159,10 @@ class ListwiseRerankerLoss(_RerankerLoss):
         """The temperature and minimum group size for this call (keyword, else environment, else default)."""
         temperature = self.temperature
         if temperature is None:
-            temperature = env_number(TEMPERATURE_ENV, DEFAULT_TEMPERATURE, float)
+            temperature = env_number(LISTWISE_TEMPERATURE_ENV, DEFAULT_TEMPERATURE, float)
         min_size = self.min_group_size
         if min_size is None:
-            min_size = env_number(MIN_GROUP_SIZE_ENV, DEFAULT_MIN_GROUP_SIZE, int)
+            min_size = env_number(LISTWISE_MIN_GROUP_SIZE_ENV, DEFAULT_MIN_GROUP_SIZE, int)
         return temperature, min_size
 
     def forward(

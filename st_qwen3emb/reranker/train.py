@@ -2,7 +2,7 @@
 listwise_reranker`` on sentence-transformers' ``CrossEncoderTrainer``.
 
 The run layout, logging callbacks, atomic checkpoints and argument handling are the embedding trainer's
-(``st_qwen3emb.training.sft`` / ``trainer`` / ``callbacks`` / ``run_dir``); what differs is the model (a
+(``st_qwen3emb.training.run`` / ``trainer`` / ``callbacks``, ``st_qwen3emb.runs``); what differs is the model (a
 CrossEncoder from ``load_reranker``), the data (swift's reranker groups, ``st_qwen3emb.reranker.data``), the losses
 (``st_qwen3emb.reranker.losses``) and the evaluation: sentence-transformers' ``CrossEncoderRerankingEvaluator``
 (MRR@10, nDCG@10, MAP over each query's candidate list) on ``--val_dataset``, on a ``--split_dataset_ratio`` split,
@@ -105,7 +105,7 @@ def build_reranker_training_args(config: RunConfig, run_dir: Path, *, eval_names
     """The embedding trainer's arguments (same flags, same checks) as ``CrossEncoderTrainingArguments``."""
     from sentence_transformers.cross_encoder import CrossEncoderTrainingArguments
 
-    from st_qwen3emb.training.sft import build_training_args
+    from st_qwen3emb.training.run import build_training_args
 
     base = build_training_args(config, run_dir, prompts={}, eval_enabled=has_eval_data(config),
                                 best_metric=None)
@@ -148,7 +148,7 @@ def reranker_trainer_class():
 
 def train_reranker(config: RunConfig) -> Path:
     """Train a Qwen3 reranker as ``swift sft --task_type generative_reranker`` would; return the run folder."""
-    from st_qwen3emb.training.sft import resume_checkpoint, run_trainer, start_run, with_lora
+    from st_qwen3emb.training.run import resume_checkpoint, run_trainer, start_run, with_lora
 
     if config.loss_type not in RERANKER_LOSSES:
         raise ConfigError(f"--task_type {config.task_type} needs --loss_type {' or '.join(RERANKER_LOSSES)}, "

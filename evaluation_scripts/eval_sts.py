@@ -1,7 +1,7 @@
 """STS evaluation of one or more models: printed table, summary JSON and bar chart.
 
     python evaluation_scripts/eval_sts.py --model M [M2 ...] [--dataset stsb|PATH ...] [--split test]
-        [--instruction TEXT | --no-instruction] [--output results.json]
+        [--instruction TEXT | --no_instruction] [--output results.json]
 
 The logic lives in ``st_qwen3emb.evaluation`` (also ``st-qwen3emb eval sts``).
 """

@@ -253,7 +253,7 @@ def test_task_needing_the_hub_offline_gives_a_clear_error(monkeypatch):
         raise ConnectionError("Couldn't reach 'mteb/sts12-sts' on the Hub (OfflineModeIsEnabled)")
 
     monkeypatch.setattr(task, "load_data", offline_load)
-    with pytest.raises(TaskDataUnavailableError, match=r"STS12.*mteb/sts12-sts.*HF_HUB_OFFLINE.*--local-sts"):
+    with pytest.raises(TaskDataUnavailableError, match=r"STS12.*mteb/sts12-sts.*HF_HUB_OFFLINE.*--local_sts"):
         ensure_task_data([task])
 
 

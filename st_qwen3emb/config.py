@@ -205,10 +205,18 @@ def _training_arg_actions() -> dict[str, Any]:
         from sentence_transformers import SentenceTransformerTrainingArguments
         from transformers import HfArgumentParser
 
-        parser = HfArgumentParser(SentenceTransformerTrainingArguments)
-        _HF_ACTIONS = {
-            action.dest: action for action in parser._actions if action.option_strings and action.dest != "help"
-        }
+        actions: dict[str, Any] = {}
+
+        class _Recording(HfArgumentParser):
+            # add_argument returns each Action it makes (argparse's public API), so no private list is read
+            def add_argument(self, *args: Any, **kwargs: Any) -> Any:
+                action = super().add_argument(*args, **kwargs)
+                if action.option_strings and action.dest != "help":
+                    actions[action.dest] = action  # the last wins, as for a bool its --no_ form
+                return action
+
+        _Recording(SentenceTransformerTrainingArguments)
+        _HF_ACTIONS = actions
     return _HF_ACTIONS
 
 

@@ -16,7 +16,7 @@ _EXPORTS = {
     "load_model": "st_qwen3emb.model",
     "apply_qwen3_protocol": "st_qwen3emb.model",
     "ModelLoadError": "st_qwen3emb.model",
-    "load_reranker": "st_qwen3emb.reranker",
+    "load_reranker": "st_qwen3emb.reranker.model",
     "build_loss": "st_qwen3emb.losses",
     "load_dataset": "st_qwen3emb.data",
     "DatasetValidationError": "st_qwen3emb.data",

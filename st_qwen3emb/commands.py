@@ -74,7 +74,7 @@ def evaluation(args: Mapping[str, Any], model: Path) -> tuple[str, str]:
     if "infonce" in str(args.get("loss_type") or "") and retrieval:
         folder = Path(str(args.get("run_dir") or model.parent))
         return (
-            command("eval mteb", ["--model", model, "--local-retrieval", retrieval[0],
+            command("eval mteb", ["--model", model, "--local_retrieval", retrieval[0],
                                   "--output_folder", folder / "mteb_results"]),
             "nDCG@10 on the run's retrieval set",
         )

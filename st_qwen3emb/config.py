@@ -16,14 +16,27 @@ import argparse
 import dataclasses
 import difflib
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from st_qwen3emb import booleans
 
 TASK_TYPES = ("embedding", "reranker", "generative_reranker")
+EMBEDDING_TASK_TYPES = ("embedding",)
 RERANKER_TASK_TYPES = ("reranker", "generative_reranker")
+# The one table where the two model families meet: per task type, the function that trains it and the one that
+# exports it, as "module:function" imported only when used, so the embedding modules never import the reranker wing.
+# "check": everything train checks before it loads the model (the NPROC_PER_NODE launcher runs it before relaunching).
+TASK_ENTRY_POINTS: dict[str, dict[str, str]] = {
+    **{task: {"train": "st_qwen3emb.training.sft:train", "check": "st_qwen3emb.training.sft:check_inputs",
+              "export": "st_qwen3emb.export:export"}
+       for task in EMBEDDING_TASK_TYPES},
+    **{task: {"train": "st_qwen3emb.reranker.train:train_reranker",
+              "check": "st_qwen3emb.reranker.train:check_reranker_inputs",
+              "export": "st_qwen3emb.reranker.export:export_reranker"}
+       for task in RERANKER_TASK_TYPES},
+}
 TRAIN_TYPES = ("full", "lora")
 LORA_FLAGS = ("lora_rank", "lora_alpha", "lora_dropout", "target_modules")
 DEEPSPEED_NAMES = ("zero2", "zero3")
@@ -36,6 +49,16 @@ _SEED_MAX = 2**32 - 1  # numpy's RandomState (data sampling) takes seeds in [0, 
 
 class ConfigError(ValueError):
     """A command line that cannot become a run: the message names the flag and what to do."""
+
+
+def task_entry_point(task_type: str, step: str) -> Callable[..., Any]:
+    """The function that does ``step`` (``"train"``, ``"check"`` or ``"export"``) for ``task_type``, imported now."""
+    import importlib
+
+    if task_type not in TASK_ENTRY_POINTS:
+        raise ConfigError(f"--task_type must be one of {', '.join(TASK_TYPES)}; got {task_type!r}")
+    module, function = TASK_ENTRY_POINTS[task_type][step].split(":")
+    return getattr(importlib.import_module(module), function)
 
 
 def _flag(
@@ -213,10 +236,18 @@ def _training_arg_actions() -> dict[str, Any]:
         from sentence_transformers import SentenceTransformerTrainingArguments
         from transformers import HfArgumentParser
 
-        parser = HfArgumentParser(SentenceTransformerTrainingArguments)
-        _HF_ACTIONS = {
-            action.dest: action for action in parser._actions if action.option_strings and action.dest != "help"
-        }
+        actions: dict[str, Any] = {}
+
+        class _Recording(HfArgumentParser):
+            # add_argument returns each Action it makes (argparse's public API), so no private list is read
+            def add_argument(self, *args: Any, **kwargs: Any) -> Any:
+                action = super().add_argument(*args, **kwargs)
+                if action.option_strings and action.dest != "help":
+                    actions[action.dest] = action  # the last wins, as for a bool its --no_ form
+                return action
+
+        _Recording(SentenceTransformerTrainingArguments)
+        _HF_ACTIONS = actions
     return _HF_ACTIONS
 
 

@@ -234,9 +234,9 @@ def share_from_main(make: Callable[[], T]) -> T:
 
 @contextlib.contextmanager
 def shared_atomic_dir(target: Path) -> Iterator[Path]:
-    """``run_dir.atomic_dir`` for all processes of a run: rank 0 makes and finally renames the temporary folder,
+    """``runs.atomic_dir`` for all processes of a run: rank 0 makes and finally renames the temporary folder,
     every process may write into it (DeepSpeed writes one shard per rank), nobody reads it before the rename."""
-    from st_qwen3emb.training.run_dir import atomic_dir
+    from st_qwen3emb.runs import atomic_dir
 
     if world_size() <= 1:
         with atomic_dir(target) as tmp:

@@ -14,23 +14,28 @@ Formats: ``portable`` is what sentence-transformers 6 writes; ``legacy`` is the 
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
 import shutil
-import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from st_qwen3emb import commands, lora
-from st_qwen3emb.booleans import parse_bool
-from st_qwen3emb.model_card import (
-    CARD_FILENAME,
-    CURVES_FILENAME,
-    find_run_dir,  # the run-layout rule lives with the card; reranker_export uses it
+from st_qwen3emb.config import EMBEDDING_TASK_TYPES, TASK_TYPES, task_entry_point
+from st_qwen3emb.export_steps import (
+    EXPORT_KIND,
+    ExportError,
+    assert_same,
+    default_output_dir,
+    mark_as_export,
+    resolve_base_model,
+    run_args,
+    stage_checkpoint,
+    tolerance,
 )
-from st_qwen3emb.safe_replace import ReplaceRefused, check_replaceable, replace_folder, write_marker
+from st_qwen3emb.runs import find_run_dir
+from st_qwen3emb.safe_replace import check_replaceable, replace_folder
 from st_qwen3emb.saved_config import keep_base_config, read_base_config
 from st_qwen3emb.scratch import make_scratch_dir
 
@@ -41,12 +46,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 FORMATS = ("portable", "legacy")
-# The kind recorded in the marker of every export folder (embedding or reranker): what --exist_ok may replace.
-EXPORT_KIND = "export"
-EMBEDDING_TASK_TYPES = ("embedding",)
-RERANKER_TASK_TYPES = ("generative_reranker", "reranker")
-# Training state that a checkpoint may hold and an export never needs.
-_TRAINING_STATE = ("optimizer.pt", "scheduler.pt", "rng_state*.pth", "training_args.bin", "trainer_state.json", "*.tmp")
 # Texts the adapter model and the export must embed identically (queries get the model's query prompt).
 PROBE_TEXTS = (
     "What is the capital of China?",
@@ -55,81 +54,7 @@ PROBE_TEXTS = (
 )
 
 
-class ExportError(ValueError):
-    """An export that cannot be done as asked; the message says why and what to pass instead."""
-
-
 # --- pieces ---------------------------------------------------------------------------------------
-def _bool_flag(value: str) -> bool:
-    try:
-        return parse_bool(value)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-
-
-def _read_args(checkpoint: Path) -> dict[str, Any]:
-    for folder in (checkpoint, find_run_dir(checkpoint)):
-        if folder is not None and (folder / "args.json").is_file():
-            try:
-                return json.loads((folder / "args.json").read_text(encoding="utf-8"))
-            except json.JSONDecodeError as err:
-                raise ExportError(f"{folder / 'args.json'} is not valid JSON: {err}") from err
-    return {}
-
-
-def default_output_dir(checkpoint: Path, merge: bool) -> Path:
-    """swift's default: ``<checkpoint>-merged`` for a merge; ``<checkpoint>-export`` for a full checkpoint."""
-    resolved = checkpoint.resolve()
-    return resolved.with_name(resolved.name + ("-merged" if merge else "-export"))
-
-
-def resolve_base_model(checkpoint: Path, base_model: str | None) -> str:
-    """The base model an adapter applies to: ``base_model`` if given, else the adapter config's, else args.json's.
-
-    Refuses with the path it wanted when that base cannot be found, before anything is loaded.
-    """
-    from st_qwen3emb.model import ModelLoadError, resolve_local_folder
-
-    if base_model:
-        wanted, source = base_model, "--model"
-    else:
-        wanted = lora.read_adapter_config(checkpoint).get("base_model_name_or_path")
-        source = f"base_model_name_or_path in {checkpoint / lora.ADAPTER_CONFIG}"
-        if not wanted:
-            wanted = _read_args(checkpoint).get("model")
-            source = "model in args.json"
-    if not wanted:
-        raise ExportError(
-            f"{checkpoint} does not say which base model its adapter belongs to; pass it with --model PATH_OR_HUB_ID"
-        )
-    hint = "Pass the base model with --model PATH_OR_HUB_ID (the model the adapter was trained on)."
-    try:
-        folder = resolve_local_folder(wanted)
-    except ModelLoadError as err:
-        raise ExportError(f"the adapter's base model {wanted!r} (from {source}) was not found: {err}. {hint}") from err
-    if folder is not None:
-        return str(folder.resolve())
-    from transformers import AutoConfig
-
-    try:
-        AutoConfig.from_pretrained(wanted)
-    except (OSError, ValueError) as err:
-        raise ExportError(
-            f"the adapter's base model {wanted!r} (from {source}) is neither a local folder nor reachable on the "
-            f"Hugging Face Hub (offline, or not in the cache): {err}. {hint}"
-        ) from err
-    return wanted
-
-
-def _stage_checkpoint(checkpoint: Path, staged: Path, base_model: str) -> None:
-    """A copy of the checkpoint whose adapter config names the resolved base, for sentence-transformers to load."""
-    shutil.copytree(checkpoint, staged, ignore=shutil.ignore_patterns(*_TRAINING_STATE), symlinks=False)
-    config_path = staged / lora.ADAPTER_CONFIG
-    config = json.loads(config_path.read_text(encoding="utf-8"))
-    config["base_model_name_or_path"] = base_model
-    config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
-
-
 def _load_adapter_model(staged: Path, trust_remote_code: bool) -> SentenceTransformer:
     """Load the staged adapter checkpoint and prove every saved adapter tensor landed in the model.
 
@@ -177,22 +102,6 @@ def probe_embeddings(model: SentenceTransformer) -> np.ndarray:
 
     texts = list(PROBE_TEXTS)
     return np.concatenate([model.encode_query(texts), model.encode_document(texts)])
-
-
-def _tolerance(model: Any, *, float32: float = 1e-5, half: float = 2e-2) -> float:
-    """How far the probe outputs may move: ``float32`` for a float32 model, else ``half``."""
-    import torch
-
-    # Merging in half precision rounds each merged weight once; float32 merges are exact to ~1e-7.
-    return float32 if next(model.parameters()).dtype == torch.float32 else half
-
-
-def _assert_same(expected: np.ndarray, got: np.ndarray, tol: float, what: str, outputs: str = "the embeddings") -> None:
-    import numpy as np
-
-    diff = float(np.max(np.abs(expected - got)))
-    if not diff <= tol:
-        raise ExportError(f"{what} changed {outputs} (max abs difference {diff:.2e} > {tol:.0e}); nothing exported")
 
 
 # --- the legacy layout ----------------------------------------------------------------------------
@@ -276,11 +185,6 @@ def _write_card(folder: Path, checkpoint: Path, base_model: str | None, name: st
     write_model_card(folder, run_dir=find_run_dir(checkpoint.resolve()), base_model=base_model, model_name=name)
 
 
-def mark_as_export(folder: Path) -> None:
-    """The marker that lets a later ``--exist_ok true`` replace this folder (the card's files may be added later)."""
-    write_marker(folder, kind=EXPORT_KIND, may_add=(CARD_FILENAME, CURVES_FILENAME))
-
-
 def export(
     checkpoint: str | Path,
     output_dir: str | Path | None = None,
@@ -304,18 +208,16 @@ def export(
         exist_ok: replace an existing output folder (only once the new export is complete), if it is an earlier
             export or empty (``st_qwen3emb.safe_replace``); anything else is refused.
         safe_serialization: safetensors weights (default) instead of pickle.
-        task_type: ``embedding``; the reranker types go to ``st_qwen3emb.reranker_export.export_reranker``.
+        task_type: ``embedding``; the reranker types go to ``st_qwen3emb.reranker.export.export_reranker``.
         trust_remote_code: as in transformers; off unless asked for.
     """
-    if task_type in RERANKER_TASK_TYPES:
-        from st_qwen3emb.reranker_export import export_reranker
-
-        return export_reranker(
+    if task_type in TASK_TYPES and task_type not in EMBEDDING_TASK_TYPES:
+        return task_entry_point(task_type, "export")(
             checkpoint, output_dir, merge_lora=merge_lora, base_model=base_model, format=format,
             exist_ok=exist_ok, safe_serialization=safe_serialization, task_type=task_type,
         )
     if task_type not in EMBEDDING_TASK_TYPES:
-        raise ExportError(f"unknown task_type {task_type!r}; expected one of {EMBEDDING_TASK_TYPES + RERANKER_TASK_TYPES}")
+        raise ExportError(f"unknown task_type {task_type!r}; expected one of {TASK_TYPES}")
     if format not in FORMATS:
         raise ExportError(f"unknown format {format!r} for embedding models; expected one of {FORMATS}")
 
@@ -346,7 +248,7 @@ def export(
     if output == checkpoint.resolve() or output in checkpoint.resolve().parents:
         raise ExportError(f"the output {output} would overwrite the checkpoint it is exported from")
     check_replaceable(output, kind=EXPORT_KIND, exist_ok=exist_ok)
-    base = resolve_base_model(checkpoint, base_model) if is_adapter else _read_args(checkpoint).get("model")
+    base = resolve_base_model(checkpoint, base_model) if is_adapter else run_args(checkpoint).get("model")
 
     output.parent.mkdir(parents=True, exist_ok=True)
     scratch = make_scratch_dir(output)  # named with this pid and host: a killed export's is swept by the next run
@@ -372,18 +274,18 @@ def _build(
 
     if merge:
         staged = scratch / "checkpoint"
-        _stage_checkpoint(checkpoint, staged, base)
+        stage_checkpoint(checkpoint, staged, base)
         model = _load_adapter_model(staged, trust_remote_code)
     else:
         model = _load_full_model(checkpoint, trust_remote_code)
     model.eval()
     if is_qwen3_model(model):
         apply_qwen3_protocol(model, max_seq_length=model.max_seq_length)
-    tol = _tolerance(model)
+    tol = tolerance(model)
     reference = probe_embeddings(model)
     if merge:
         lora.merge_lora(model)
-        _assert_same(reference, probe_embeddings(model), tol, "merging the adapter")
+        assert_same(reference, probe_embeddings(model), tol, "merging the adapter")
 
     model.save(str(built), safe_serialization=safe_serialization)
     keep_base_config(built, read_base_config(base if merge else checkpoint))
@@ -395,58 +297,4 @@ def _build(
     _write_card(built, checkpoint, base, name)
     mark_as_export(built)
     reloaded = SentenceTransformer(str(built), device="cpu", trust_remote_code=trust_remote_code)
-    _assert_same(reference, probe_embeddings(reloaded), tol, "saving and reloading the export")
-
-
-# --- command line ---------------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="st-qwen3emb export",
-        description=(
-            "Merge a LoRA checkpoint (--adapters CKPT --merge_lora true) or export a full fine-tuning checkpoint "
-            "(--model CKPT) as a plain sentence-transformers folder."
-        ),
-    )
-    parser.add_argument("--adapters", nargs="+", help="the LoRA checkpoint folder (swift: --adapters)")
-    parser.add_argument("--model", help="a full checkpoint to export; with --adapters: the adapter's base model")
-    parser.add_argument("--merge_lora", type=_bool_flag, default=None, help="merge the adapter (default: true for --adapters)")
-    parser.add_argument("--output_dir", help="the output folder (default: <CKPT>-merged, or <CKPT>-export)")
-    parser.add_argument("--format", choices=FORMATS + ("seq-cls",), default="portable",
-                        help="portable (sentence-transformers 6) or legacy (pre-5.4 layout); seq-cls for rerankers")
-    parser.add_argument("--exist_ok", type=_bool_flag, default=False, help="replace an existing output folder")
-    parser.add_argument("--safe_serialization", type=_bool_flag, default=True, help="write safetensors (default true)")
-    parser.add_argument("--task_type", default="embedding", help="embedding, or generative_reranker / reranker")
-    parser.add_argument("--trust_remote_code", type=_bool_flag, default=False)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.adapters and len(args.adapters) > 1:
-        parser.error("one adapter checkpoint at a time: --adapters CKPT")
-    if args.adapters:
-        checkpoint, base = args.adapters[0], args.model
-    elif args.model:
-        checkpoint, base = args.model, None
-    else:
-        parser.error("pass --adapters CKPT (LoRA) or --model CKPT (full fine-tuning checkpoint)")
-    if args.format == "seq-cls" and args.task_type not in RERANKER_TASK_TYPES:
-        parser.error("--format seq-cls is for rerankers: add --task_type generative_reranker")
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    try:
-        out = export(
-            checkpoint, args.output_dir, merge_lora=args.merge_lora, base_model=base, format=args.format,
-            exist_ok=args.exist_ok, safe_serialization=args.safe_serialization, task_type=args.task_type,
-            trust_remote_code=args.trust_remote_code,
-        )
-    except (ExportError, lora.LoraError, ReplaceRefused) as err:
-        print(f"st-qwen3emb export: {err}", file=sys.stderr)
-        return 2
-    print(out)
-    print("Next:", *commands.format_steps(commands.after_export(out, args.task_type)), sep="\n")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    assert_same(reference, probe_embeddings(reloaded), tol, "saving and reloading the export")

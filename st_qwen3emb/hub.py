@@ -19,14 +19,12 @@ The token comes from ``token=``, ``HF_TOKEN`` or the cached login (``huggingface
 
 from __future__ import annotations
 
-import argparse
 import glob
 import json
 import logging
 import os
 import shlex
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -268,7 +266,7 @@ def with_retries(call: Callable[[], T], what: str, *, sleep: Callable[[float], N
 
 
 # --- push -------------------------------------------------------------------------------------------
-def _describe(files: list[tuple[str, int]]) -> str:
+def describe_files(files: list[tuple[str, int]]) -> str:
     total = sum(size for _, size in files)
     return f"{len(files)} files, {total / 1e6:.1f} MB"
 
@@ -366,54 +364,10 @@ def _upload(
         raise PushError(
             f"push of {folder} to {repo_id} failed while trying to {step}: {type(err).__name__}: {err}\n"
             f"done before the failure: {done}.\n"
-            f"not uploaded: all {_describe(files)} (a Hub commit is all-or-nothing, and none was made).\n"
+            f"not uploaded: all {describe_files(files)} (a Hub commit is all-or-nothing, and none was made).\n"
             f"The local folder was not changed; run the same command again to retry."
         ) from err
-    result.steps.append("uploaded " + _describe(files))
+    result.steps.append("uploaded " + describe_files(files))
     result.commit_url = getattr(commit, "commit_url", None)
     result.pr_url = getattr(commit, "pr_url", None)
     return result
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="st-qwen3emb push", description="Upload a model folder to the Hugging Face Hub.")
-    parser.add_argument("--model_dir", required=True, help="the exported sentence-transformers folder (with README.md)")
-    parser.add_argument("--repo_id", required=True, help="USER/NAME on the Hub")
-    parser.add_argument("--private", action="store_true", help="create the repository as private")
-    parser.add_argument("--revision", help="the branch to push to (created when new)")
-    parser.add_argument("--create_pr", action="store_true", help="open a pull request instead of committing")
-    parser.add_argument("--commit_message")
-    parser.add_argument("--dry_run", action="store_true", help="list the files that would go and stop")
-    parser.add_argument("--base_model_id", metavar="OWNER/NAME",
-                        help="LoRA adapter folders: the base model's Hub id, written into the uploaded "
-                             "adapter_config.json in place of a local path (the folder is not changed)")
-    options = parser.parse_args(argv)
-    try:
-        result = push_to_hub(
-            options.model_dir,
-            options.repo_id,
-            private=options.private,
-            revision=options.revision,
-            create_pr=options.create_pr,
-            commit_message=options.commit_message,
-            dry_run=options.dry_run,
-            base_model_id=options.base_model_id,
-        )
-    except PushRefused as err:
-        print(f"st-qwen3emb push: refused: {err}", file=sys.stderr)
-        return 2
-    except PushError as err:
-        print(f"st-qwen3emb push: {err}", file=sys.stderr)
-        return 1
-    target = f"{result.repo_id}" + (f"@{result.revision}" if result.revision else "")
-    if result.dry_run:
-        print(f"dry run: would upload {_describe(result.files)} to {target}:")
-        for name, size in result.files:
-            print(f"  {size:>14,d}  {name}")
-        return 0
-    print(f"pushed {_describe(result.files)} to {target}")
-    if result.pr_url:
-        print(f"pull request: {result.pr_url}")
-    elif result.commit_url:
-        print(f"commit: {result.commit_url}")
-    return 0

@@ -149,6 +149,9 @@ def merge_lora(model: SentenceTransformer) -> SentenceTransformer:
             raise LoraError("the model has no LoRA adapter to merge")
         # Loaded from a checkpoint: transformers injected the adapter into the layers without a PeftModel,
         # so there is no merge_and_unload; each tuner layer merges itself and is swapped for its base layer.
+        # Hand-written because neither peft nor transformers has a public merge for an adapter loaded this way;
+        # guarded by tests/test_lora_export.py::test_merge_lora_keeps_embeddings and
+        # ::test_merged_export_in_plain_process (the merged export must reload with the adapter model's embeddings).
         for name, layer in layers:
             layer.merge()
             parent_name, _, child = name.rpartition(".")

@@ -11,7 +11,6 @@ that one knows nothing of the Qwen3 prompts, the training run or the evaluation 
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
@@ -26,13 +25,22 @@ from typing import Any
 
 from st_qwen3emb import protocol
 from st_qwen3emb.card_markdown import cell, code, code_block, plain
+from st_qwen3emb.config import RERANKER_TASK_TYPES
 from st_qwen3emb.redaction import redact_mapping, redact_text
-from st_qwen3emb.training.run_dir import ARGS_FILE, CURVES_FILE, FINAL_DIR, LAST_LINK, LOG_FILE
+from st_qwen3emb.runs import (
+    ARGS_FILE,
+    CURVES_FILE,
+    FINAL_DIR,
+    LAST_LINK,
+    LOG_FILE,
+    RunRecordError,
+    find_run_dir,
+    read_run_args,
+)
 
 CARD_FILENAME = "README.md"
 CURVES_FILENAME = CURVES_FILE
 QWEN3_LICENSE = "apache-2.0"  # every Qwen3 / Qwen3-Embedding / Qwen3-Reranker release is Apache-2.0
-RERANKER_TASK_TYPES = ("reranker", "generative_reranker")
 
 # args.json keys that record the run rather than configure it (contract 4), so they are not flags of the commands;
 # other keys that are not RunConfig flags are trainer pass-through flags (``--warmup_steps`` ...) and are kept
@@ -143,19 +151,12 @@ class RunInfo:
     curves: Path | None
 
 
-def find_run_dir(model_dir: Path) -> Path | None:
-    """The training run a model folder came from: ``<run>/final`` or ``<run>/checkpoint-N`` sit in the run folder."""
-    for candidate in (model_dir.parent, model_dir):
-        if (candidate / ARGS_FILE).is_file() and (candidate / LOG_FILE).is_file():
-            return candidate
-    if (model_dir.parent / ARGS_FILE).is_file():
-        return model_dir.parent
-    return None
-
-
 def read_run(run_dir: Path) -> RunInfo:
-    args = read_json(run_dir / ARGS_FILE)
-    if not isinstance(args, dict):
+    try:
+        args = read_run_args(run_dir)
+    except RunRecordError as err:
+        raise CardInputError(str(err)) from err
+    if args is None:
         raise CardInputError(f"{run_dir / ARGS_FILE}: missing or not a JSON object (training run layout)")
     args = redact_mapping(args)  # a run recorded before redaction existed may still hold a token
     log: list[dict[str, Any]] = []
@@ -246,6 +247,13 @@ def is_hub_id(name: str) -> bool:
     except HFValidationError:
         return False
     return True
+
+
+def check_base_model_name(base: str) -> None:
+    """Refuse a ``--base_model`` that is neither an existing local folder nor a well-formed Hub id."""
+    if not _is_local_path(base) and not is_hub_id(base):
+        raise CardInputError(f"--base_model {base!r} is neither an existing local folder nor a Hub id "
+                             "('owner/name' of letters, digits, '-', '_' and '.')")
 
 
 def public_path(value: str) -> str:
@@ -349,11 +357,6 @@ def _flag_value(value: Any) -> str:
     return _shell_quote(str(value))
 
 
-# The environment variables swift's losses and reranker sampling read, by loss family (name prefixes)
-_INFONCE_ENV = ("INFONCE_",)
-_RERANKER_ENV = ("MAX_POSITIVE_SAMPLES", "MAX_NEGATIVE_SAMPLES", "LISTWISE_RERANKER_")
-
-
 def _env_settings(args: dict[str, Any], prefixes: tuple[str, ...] | None = None) -> dict[str, Any]:
     """Loss settings swift reads from the environment (``INFONCE_*``, the reranker's) as args.json records them:
     flat keys in any case (``infonce_temperature``) or an ``env`` object; ``prefixes`` defaults to the loss's."""
@@ -372,9 +375,17 @@ def _uses_infonce(args: dict[str, Any]) -> bool:
 
 
 def _loss_env_prefixes(args: dict[str, Any]) -> tuple[str, ...]:
-    if _uses_infonce(args):
-        return _INFONCE_ENV
-    return _RERANKER_ENV if str(args.get("loss_type") or "").endswith("_reranker") else ()
+    """The environment variables the run's loss reads, as its ``LossSpec`` declares them."""
+    from st_qwen3emb.losses import LOSS_SPECS
+
+    spec = LOSS_SPECS.get(str(args.get("loss_type") or ""))
+    return spec.env if spec is not None else ()
+
+
+def _all_loss_env() -> tuple[str, ...]:
+    from st_qwen3emb.losses import LOSS_ENV_VARIABLES
+
+    return LOSS_ENV_VARIABLES
 
 
 def command_flags(args: dict[str, Any], *, swift: bool) -> list[tuple[str, Any]]:
@@ -391,7 +402,7 @@ def command_flags(args: dict[str, Any], *, swift: bool) -> list[tuple[str, Any]]
     lora_run = args.get("train_type") == "lora"
     pairs = []
     for key, value in redact_mapping(args).items():
-        if value is None or key in _RUN_RECORD_KEYS or key.upper().startswith(_INFONCE_ENV + _RERANKER_ENV):
+        if value is None or key in _RUN_RECORD_KEYS or key.upper().startswith(_all_loss_env()):
             continue
         if isinstance(value, (list, tuple)) and not value:
             continue
@@ -861,36 +872,3 @@ def write_model_card(
     if run is not None and run.curves is not None and run.curves.resolve() != (model_dir / CURVES_FILENAME).resolve():
         shutil.copyfile(run.curves, model_dir / CURVES_FILENAME)
     return target
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="st-qwen3emb card", description="Write the model card (README.md).")
-    parser.add_argument("--model_dir", required=True, help="the exported sentence-transformers folder")
-    parser.add_argument("--run_dir", help="the training run folder (default: found from model_dir)")
-    parser.add_argument("--eval", dest="eval_files", nargs="+", action="extend", default=[], metavar="RESULTS_JSON",
-                        help="evaluation summaries written by st-qwen3emb eval")
-    parser.add_argument("--base_model", help="the base model's Hub id (default: from args.json)")
-    parser.add_argument("--task_type", choices=("embedding", *RERANKER_TASK_TYPES),
-                        help="default: the run's task_type, or reranker for a CrossEncoder folder, else embedding")
-    parser.add_argument("--keep_paths", action="store_true",
-                        help="publish local paths whole (default: only their final component, e.g. the file name)")
-    options = parser.parse_args(argv)
-    base = options.base_model
-    if base is not None and not _is_local_path(base) and not is_hub_id(base):
-        print(f"st-qwen3emb card: --base_model {base!r} is neither an existing local folder nor a Hub id "
-              "('owner/name' of letters, digits, '-', '_' and '.')", file=sys.stderr)
-        return 2
-    try:
-        path = write_model_card(
-            options.model_dir,
-            run_dir=options.run_dir,
-            eval_files=options.eval_files,
-            base_model=options.base_model,
-            task_type=options.task_type,
-            keep_paths=options.keep_paths,
-        )
-    except CardInputError as err:
-        print(f"st-qwen3emb card: {err}", file=sys.stderr)
-        return 2
-    print(f"wrote {path}")
-    return 0

@@ -4,8 +4,8 @@ Every fact about how Qwen3 models expect their input lives here: special tokens,
 instruction prompt format, the task-type instruction table and the reranker chat template. Other
 modules import these names; none of them spells a prompt or a token id itself.
 
-Source: the Qwen3-Embedding / Qwen3-Reranker model cards and evaluation code (see
-``docs`` in the README), summarised in ``shared/docs/qwen3-protocol.md``.
+Source: the Qwen3-Embedding / Qwen3-Reranker model cards (``Qwen/Qwen3-Embedding-0.6B``, ``Qwen/Qwen3-Reranker-0.6B``
+on the Hub) and the evaluation code of the ``QwenLM/Qwen3-Embedding`` repository.
 """
 
 from __future__ import annotations

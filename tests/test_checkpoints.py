@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from st_qwen3emb.checkpoint_marker import COMPLETE_MARKER, IncompleteCheckpoint, check_checkpoint
+from st_qwen3emb.cli.sft import main as sft_main
 from st_qwen3emb.config import parse_args
+from st_qwen3emb.runs import find_resume_checkpoint
 from st_qwen3emb.scratch import host_name, parse_scratch, remove_stale_scratch
-from st_qwen3emb.training.checkpoint_marker import COMPLETE_MARKER, IncompleteCheckpoint, check_checkpoint
-from st_qwen3emb.training.cli import main as sft_main
-from st_qwen3emb.training.run_dir import find_resume_checkpoint
 
 ROWS = [
     ("A man is playing a guitar.", "A person plays guitar.", 0.84),

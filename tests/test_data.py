@@ -497,7 +497,7 @@ def test_bad_sample_count_is_a_data_error(tmp_path, count):
 
 
 def test_bad_sample_count_exits_2_in_one_line(tiny_qwen_causal, tmp_path, capsys):
-    from st_qwen3emb.training.cli import main as sft_main
+    from st_qwen3emb.cli.sft import main as sft_main
 
     path = write_jsonl(tmp_path / "rows.jsonl", [{"query": "q", "response": "p", "label": 1}])
     argv = ["--model", str(tiny_qwen_causal), "--dataset", f"{path}#-3", "--loss_type", "infonce",

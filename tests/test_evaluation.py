@@ -253,7 +253,7 @@ def test_task_needing_the_hub_offline_gives_a_clear_error(monkeypatch):
         raise ConnectionError("Couldn't reach 'mteb/sts12-sts' on the Hub (OfflineModeIsEnabled)")
 
     monkeypatch.setattr(task, "load_data", offline_load)
-    with pytest.raises(TaskDataUnavailableError, match=r"STS12.*mteb/sts12-sts.*HF_HUB_OFFLINE.*--local-sts"):
+    with pytest.raises(TaskDataUnavailableError, match=r"STS12.*mteb/sts12-sts.*HF_HUB_OFFLINE.*--local_sts"):
         ensure_task_data([task])
 
 
@@ -274,10 +274,10 @@ def test_bad_local_files_name_file_row_and_field(tmp_path):
 
 # --- CLI ----------------------------------------------------------------------------------------
 def test_cli_sts_writes_table_json_and_chart(tiny_qwen_st, sts_file, tmp_path, capsys):
-    from st_qwen3emb.evaluation.cli import main
+    from st_qwen3emb.cli.eval import main
 
     out = tmp_path / "res" / "results.json"
-    assert main(["sts", "--model", str(tiny_qwen_st), "--dataset", str(sts_file), "--output", str(out), "--no-progress"]) == 0
+    assert main(["sts", "--model", str(tiny_qwen_st), "--dataset", str(sts_file), "--output", str(out), "--no_progress"]) == 0
     printed = capsys.readouterr().out
     assert "cosine S" in printed and repr(STS_PROMPT) in printed
     entry = read_summary(out)["results"][0]
@@ -292,7 +292,7 @@ def test_cli_sts_writes_table_json_and_chart(tiny_qwen_st, sts_file, tmp_path, c
 
 def test_evaluation_modules_do_not_import_mteb():
     code = (
-        "import sys; import st_qwen3emb.evaluation.cli, st_qwen3emb.evaluation.sts, "
+        "import sys; import st_qwen3emb.cli.eval, st_qwen3emb.evaluation.sts, "
         "st_qwen3emb.evaluation.mteb_runner, st_qwen3emb.evaluation.local_tasks; "
         "print('mteb' in sys.modules, 'torch' in sys.modules)"
     )
@@ -343,7 +343,7 @@ def test_stsb_spearman_matches_sentence_transformers_and_mteb(minilm, minilm_dir
     from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator
 
     import st_qwen3emb.model
-    from st_qwen3emb.evaluation.cli import mteb_main, sts_main
+    from st_qwen3emb.cli.eval import mteb_main, sts_main
 
     test_tsv = require_shared(STSB_DIR / "test.tsv")
     s1, s2, gold = read_stsb_independently(test_tsv)
@@ -352,14 +352,14 @@ def test_stsb_spearman_matches_sentence_transformers_and_mteb(minilm, minilm_dir
 
     monkeypatch.setattr(st_qwen3emb.model, "load_model", lambda *a, **k: minilm)
     out = tmp_path / "sts.json"
-    assert sts_main(["--model", str(minilm_dir), "--dataset", str(test_tsv), "--output", str(out), "--no-progress"]) == 0
+    assert sts_main(["--model", str(minilm_dir), "--dataset", str(test_tsv), "--output", str(out), "--no_progress"]) == 0
     (entry,) = read_summary(out)["results"]
     assert entry["instruction"] is None
     assert entry["main_score"] == pytest.approx(reference, abs=1e-4)
     assert entry["main_score"] == pytest.approx(0.8203, abs=1e-4)
 
-    assert mteb_main(["--model", str(minilm_dir), "--local-sts", str(test_tsv), "--output_folder",
-                      str(tmp_path / "mteb"), "--no-progress"]) == 0
+    assert mteb_main(["--model", str(minilm_dir), "--local_sts", str(test_tsv), "--output_folder",
+                      str(tmp_path / "mteb"), "--no_progress"]) == 0
     (mteb_entry,) = read_summary(tmp_path / "mteb" / "summary.json")["results"]
     assert mteb_entry["main_metric"] == "cosine_spearman"
     assert mteb_entry["main_score"] == pytest.approx(entry["main_score"], abs=1e-4)

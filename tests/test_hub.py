@@ -23,6 +23,7 @@ from huggingface_hub import HfApi
 from huggingface_hub.errors import HfHubHTTPError
 
 from st_qwen3emb import hub
+from st_qwen3emb.cli import push as push_cli
 from st_qwen3emb.model_card import write_model_card
 
 TOKEN = "hf_TESTtokenDoNotLeak0123456789abcdef"
@@ -94,7 +95,7 @@ def fake_hub(monkeypatch):
 
 def test_dry_run_lists_files_and_sizes_without_network(carded_model, fake_hub, capsys):
     fake = fake_hub()
-    assert hub.main(["--model_dir", str(carded_model), "--repo_id", "me/model", "--dry_run"]) == 0
+    assert push_cli.main(["--model_dir", str(carded_model), "--repo_id", "me/model", "--dry_run"]) == 0
     out = capsys.readouterr().out
     assert fake.calls == []
     size = (carded_model / "model.safetensors").stat().st_size
@@ -121,7 +122,7 @@ def test_push_creates_repo_and_uploads_the_folder(carded_model, fake_hub):
 
 def test_new_branch_is_created_and_pull_request_opened(carded_model, fake_hub, capsys):
     fake = fake_hub()
-    code = hub.main(["--model_dir", str(carded_model), "--repo_id", "me/model", "--revision", "v2", "--create_pr"])
+    code = push_cli.main(["--model_dir", str(carded_model), "--repo_id", "me/model", "--revision", "v2", "--create_pr"])
     assert code == 0
     assert fake.names() == ["create_repo", "create_branch", "upload_folder"]
     assert fake.calls[1][1]["branch"] == "v2" and fake.calls[1][1]["exist_ok"] is True
@@ -172,7 +173,7 @@ def test_which_errors_are_transient(error, transient):
 
 def test_permanent_errors_are_not_retried(carded_model, fake_hub, capsys):
     fake = fake_hub({"create_repo": [_http_error(401)]})
-    assert hub.main(["--model_dir", str(carded_model), "--repo_id", "me/model"]) == 1
+    assert push_cli.main(["--model_dir", str(carded_model), "--repo_id", "me/model"]) == 1
     assert fake.names() == ["create_repo"]
     err = capsys.readouterr().err
     assert "create the repository" in err and "done before the failure: nothing" in err
@@ -195,7 +196,7 @@ def test_refuses_a_folder_that_is_not_a_carded_model(tmp_path, carded_model, fak
     breakage(model)
     with pytest.raises(hub.PushRefused, match=reason):
         hub.push_to_hub(model, "me/model")
-    assert hub.main(["--model_dir", str(model), "--repo_id", "me/model", "--dry_run"]) == 2
+    assert push_cli.main(["--model_dir", str(model), "--repo_id", "me/model", "--dry_run"]) == 2
     assert "refused" in capsys.readouterr().err
     assert fake.calls == []
 
@@ -213,10 +214,10 @@ def test_token_is_never_printed_logged_or_written(carded_model, fake_hub, capsys
     caplog.set_level(logging.DEBUG)
     before = _snapshot(carded_model)
     fake_hub({"create_repo": [_http_error(503)], "upload_folder": [_http_error(500)] * hub.MAX_TRIES})
-    assert hub.main(["--model_dir", str(carded_model), "--repo_id", "me/model", "--create_pr"]) == 1
+    assert push_cli.main(["--model_dir", str(carded_model), "--repo_id", "me/model", "--create_pr"]) == 1
     fake_hub()
-    assert hub.main(["--model_dir", str(carded_model), "--repo_id", "me/model"]) == 0
-    assert hub.main(["--model_dir", str(carded_model), "--repo_id", "me/model", "--dry_run"]) == 0
+    assert push_cli.main(["--model_dir", str(carded_model), "--repo_id", "me/model"]) == 0
+    assert push_cli.main(["--model_dir", str(carded_model), "--repo_id", "me/model", "--dry_run"]) == 0
     captured = capsys.readouterr()
     assert caplog.records, "the retries should have been logged"
     for text in (captured.out, captured.err, caplog.text):
@@ -263,7 +264,7 @@ def test_lora_folder_on_a_local_base_is_refused_with_commands_that_run(local_bas
     export_cmd, push_cmd, retry_cmd = _printed_commands(message)
     assert export_cmd[:4] == ["st-qwen3emb", "export", "--adapters", str(model)]
     assert export_cmd[4:6] == ["--merge_lora", "true"]
-    assert hub.main(["--model_dir", str(model), "--repo_id", "me/model", "--dry_run"]) == 2
+    assert push_cli.main(["--model_dir", str(model), "--repo_id", "me/model", "--dry_run"]) == 2
     assert "st-qwen3emb export --adapters" in capsys.readouterr().err
     # the printed commands run as printed: the export merges, and the merged folder passes the push check
     assert cli_main(export_cmd[1:]) == 0
@@ -317,7 +318,7 @@ def test_folder_holding_a_hub_token_is_refused(tmp_path, carded_model, fake_hub,
     target = model / where
     old = target.read_bytes() if target.exists() else b""
     target.write_bytes(old + b"\n--hub_token " + TOKEN.encode() + b"\n")
-    assert hub.main(["--model_dir", str(model), "--repo_id", "me/model", "--dry_run"]) == 2
+    assert push_cli.main(["--model_dir", str(model), "--repo_id", "me/model", "--dry_run"]) == 2
     err = capsys.readouterr().err
     assert where in err and "Hugging Face token" in err and TOKEN not in err
     assert fake.calls == []

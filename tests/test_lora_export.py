@@ -14,7 +14,8 @@ from test_model import DOCUMENTS, QUERIES, encode_in_plain_process
 
 from st_qwen3emb import export as export_mod
 from st_qwen3emb import load_model, lora, protocol
-from st_qwen3emb.export import ExportError, export, main, probe_embeddings
+from st_qwen3emb.cli.export import main
+from st_qwen3emb.export import ExportError, export, probe_embeddings
 
 TEXTS = QUERIES + DOCUMENTS
 PAIRS = (
@@ -310,7 +311,7 @@ def test_cli_needs_a_checkpoint(capsys):
 
 
 # --- atomicity ------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("stage", ["write_legacy_layout", "_write_card", "_assert_same"])
+@pytest.mark.parametrize("stage", ["write_legacy_layout", "_write_card", "assert_same"])
 def test_failure_mid_export_leaves_nothing(trained, tmp_path, monkeypatch, stage):
     def boom(*args, **kwargs):
         raise RuntimeError(f"simulated failure in {stage}")
@@ -336,7 +337,7 @@ def test_similarity_demo(merged, capsys):
 
     from conftest import REPO
 
-    spec = importlib.util.spec_from_file_location("similarity_demo", REPO / "evaluation" / "similarity_demo.py")
+    spec = importlib.util.spec_from_file_location("similarity_demo", REPO / "evaluation_scripts" / "similarity_demo.py")
     demo = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(demo)
     assert demo.main(["--model", str(merged)]) == 0

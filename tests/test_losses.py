@@ -172,11 +172,11 @@ def test_cosent_and_angle_are_sentence_transformers_own():
 def test_reranker_entries_resolve_lazily():
     import sys
 
-    sys.modules.pop("st_qwen3emb.losses.reranker", None)
+    sys.modules.pop("st_qwen3emb.reranker.losses", None)
     assert loss_spec("listwise_reranker").task == "reranker"
-    assert "st_qwen3emb.losses.reranker" not in sys.modules  # the spec needs no import
+    assert "st_qwen3emb.reranker.losses" not in sys.modules  # the spec needs no import
     cls = loss_class("pointwise_reranker")
-    assert cls.__module__ == "st_qwen3emb.losses.reranker"
+    assert cls.__module__ == "st_qwen3emb.reranker.losses"
     with pytest.raises(ValueError, match="embedding losses only"):
         build_loss("listwise_reranker", EmbeddingTable(), mrl_dims={4: 1})
 

@@ -221,10 +221,10 @@ def test_custom_module_class_is_a_one_line_error(custom_class_folder):
 
 
 def test_custom_module_class_exits_2_from_every_command(custom_class_folder, tmp_path, capsys):
+    from st_qwen3emb.cli.eval import main as eval_main
+    from st_qwen3emb.cli.export import main as export_main
+    from st_qwen3emb.cli.sft import main as sft_main
     from st_qwen3emb.data import default_sts_sample_path
-    from st_qwen3emb.evaluation.cli import main as eval_main
-    from st_qwen3emb.export import main as export_main
-    from st_qwen3emb.training.cli import main as sft_main
 
     sample = str(default_sts_sample_path())
     commands = [

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from _link_copy import link_copy
 
-from st_qwen3emb.model_card import CardInputError, build_command, main, write_model_card
+from st_qwen3emb.cli.card import main
+from st_qwen3emb.model_card import CardInputError, build_command, write_model_card
 
 BASE = "Qwen/Qwen3-Embedding-0.6B"
 ARGS = {
@@ -365,7 +366,7 @@ def test_lora_adapter_folder_gets_a_card_and_passes_the_push_check(tmp_path, tin
 
 # --- issue 14.2, 17.7: the card's name, its swift command, escaping and local paths ---------------------------------
 def test_card_written_by_training_is_named_after_the_final_folder_not_the_temporary_one(run_dir, tiny_qwen_st):
-    from st_qwen3emb.training.sft import _write_card
+    from st_qwen3emb.training.run import _write_card
 
     tmp = _link_copy(tiny_qwen_st, run_dir / ".tmp-final")  # training saves final/ there, then renames it
     _write_card(tmp, run_dir)
@@ -486,11 +487,11 @@ def _official_layout(tmp_path: Path, tiny_qwen_st: Path) -> Path:
 def test_card_and_push_accept_what_sentence_transformers_loads(tmp_path, tiny_qwen_st, without_st_config, capsys):
     from sentence_transformers import SentenceTransformer
 
-    from st_qwen3emb import hub
+    from st_qwen3emb.cli import push as push_cli
 
     model = _official_layout(tmp_path, tiny_qwen_st)
     if without_st_config:
         (model / "config_sentence_transformers.json").unlink()
     SentenceTransformer(str(model), device="cpu")  # plain sentence-transformers loads it ...
     assert main(["--model_dir", str(model), "--base_model", BASE]) == 0  # ... so card and push accept it
-    assert hub.main(["--model_dir", str(model), "--repo_id", "me/model", "--dry_run"]) == 0, capsys.readouterr().err
+    assert push_cli.main(["--model_dir", str(model), "--repo_id", "me/model", "--dry_run"]) == 0, capsys.readouterr().err

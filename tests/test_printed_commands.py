@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from st_qwen3emb.cli import main as cli_main
-from st_qwen3emb.training.cli import main as sft_main
+from st_qwen3emb.cli.sft import main as sft_main
 
 PAIRS = [
     ("A man is playing a guitar.", "A person plays guitar.", 4.2),
@@ -84,11 +84,11 @@ def parse_with_real_parser(words: list[str]) -> object:
 
         return parse_args(rest)
     if sub == "export":
-        from st_qwen3emb.export import build_parser
+        from st_qwen3emb.cli.export import build_parser
 
         return build_parser().parse_args(rest)
     if sub == "eval":
-        from st_qwen3emb.evaluation.cli import build_mteb_parser, build_sts_parser
+        from st_qwen3emb.cli.eval import build_mteb_parser, build_sts_parser
 
         assert rest[0] in ("sts", "mteb"), rest
         return (build_sts_parser if rest[0] == "sts" else build_mteb_parser)().parse_args(rest[1:])

@@ -166,7 +166,7 @@ def test_portable_save_scores_identically(tiny_reranker, tmp_path):
 def test_seq_cls_export_scores_identically(tiny_reranker, tmp_path):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from st_qwen3emb.reranker_export import export_reranker
+    from st_qwen3emb.reranker.export import export_reranker
 
     instruction = "Find the passage that answers"
     source = tmp_path / "ce"
@@ -192,7 +192,7 @@ def test_seq_cls_export_scores_identically(tiny_reranker, tmp_path):
 
 # --- losses on fixed logits ----------------------------------------------------------------------------------------
 def test_listwise_loss_matches_formula(monkeypatch):
-    from st_qwen3emb.losses.reranker import listwise_reranker_loss
+    from st_qwen3emb.reranker.losses import listwise_reranker_loss
 
     logits = torch.tensor([2.0, 0.5, -1.0, 0.3, 1.5, 0.7])
     sizes = [3, 1, 2]  # the single-document group is skipped (min size 2)
@@ -211,7 +211,7 @@ def test_listwise_loss_matches_formula(monkeypatch):
 
 
 def test_pointwise_loss_matches_formula():
-    from st_qwen3emb.losses.reranker import pointwise_reranker_loss
+    from st_qwen3emb.reranker.losses import pointwise_reranker_loss
 
     logits = torch.tensor([2.0, 0.5, -1.0, 0.3])
     labels = torch.tensor([1.0, 0.0, 0.0, 1.0])
@@ -234,7 +234,7 @@ BATCH = [
 
 def test_loss_modules_score_groups(tiny_reranker, monkeypatch):
     from st_qwen3emb.losses import build_loss
-    from st_qwen3emb.losses.reranker import listwise_reranker_loss, pointwise_reranker_loss
+    from st_qwen3emb.reranker.losses import listwise_reranker_loss, pointwise_reranker_loss
 
     model = load_reranker(str(tiny_reranker), max_length=128)
     pairs = [(BATCH[0][0], BATCH[1][0]), (BATCH[0][0], BATCH[2][0]), (BATCH[0][0], BATCH[3][0]),
@@ -251,7 +251,7 @@ def test_loss_modules_score_groups(tiny_reranker, monkeypatch):
 # --- data ---------------------------------------------------------------------------------------------------------
 def test_reranker_groups_follow_swift_limits(monkeypatch):
     from st_qwen3emb.data import Record
-    from st_qwen3emb.data.reranker import groups_to_dataset, reranker_groups
+    from st_qwen3emb.reranker.data import groups_to_dataset, reranker_groups
 
     record = Record("q", ["p1", "p2", "p3"], [f"n{i}" for i in range(10)], None, "mem.jsonl", 1)
     groups = reranker_groups([record])
@@ -278,7 +278,7 @@ def maniscope_dir():
 
 def test_maniscope_adapter():
     from st_qwen3emb.data import read_records
-    from st_qwen3emb.data.reranker import load_reranker_dataset, maniscope_spec, reranking_samples
+    from st_qwen3emb.reranker.data import load_reranker_dataset, maniscope_spec, reranking_samples
 
     folder = maniscope_dir()
     spec = maniscope_spec(folder)
@@ -293,7 +293,7 @@ def test_maniscope_adapter():
 def test_maniscope_reranking_evaluation_runs(tiny_reranker):
     from sentence_transformers.cross_encoder.evaluation import CrossEncoderRerankingEvaluator
 
-    from st_qwen3emb.data.reranker import load_reranking_samples, maniscope_spec
+    from st_qwen3emb.reranker.data import load_reranking_samples, maniscope_spec
 
     samples = load_reranking_samples(maniscope_spec(maniscope_dir()))[:4]
     model = load_reranker(str(tiny_reranker), max_length=256)
@@ -313,8 +313,8 @@ TRAIN_ROWS = [
 @pytest.mark.parametrize("loss_type,train_type", [("pointwise_reranker", "full"), ("listwise_reranker", "lora")])
 def test_training_steps_and_export(loss_type, train_type, tiny_reranker, tmp_path):
     from st_qwen3emb.config import parse_args
-    from st_qwen3emb.reranker_export import export_reranker, probe_scores
-    from st_qwen3emb.training.reranker import train_reranker
+    from st_qwen3emb.reranker.export import export_reranker, probe_scores
+    from st_qwen3emb.reranker.train import train_reranker
 
     data = tmp_path / "train.jsonl"
     data.write_text("\n".join(json.dumps(r) for r in TRAIN_ROWS))
@@ -360,7 +360,7 @@ def test_real_reranker_on_maniscope():
     from sentence_transformers import CrossEncoder
     from sentence_transformers.cross_encoder.evaluation import CrossEncoderRerankingEvaluator
 
-    from st_qwen3emb.data.reranker import load_reranking_samples, maniscope_spec
+    from st_qwen3emb.reranker.data import load_reranking_samples, maniscope_spec
 
     samples = load_reranking_samples(maniscope_spec(maniscope_dir()))[:20]
     model = None

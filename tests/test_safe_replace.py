@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from st_qwen3emb import safe_replace
-from st_qwen3emb.export import main as export_main
+from st_qwen3emb.cli.export import main as export_main
 from st_qwen3emb.safe_replace import MARKER, ReplaceRefused, check_replaceable, replace_refusal, write_marker
 
 
@@ -75,7 +75,7 @@ def test_empty_folder_is_replaced(tiny_qwen_st, tmp_path):
 
 
 def test_reranker_export_follows_the_same_rule(tiny_qwen_causal, tmp_path):
-    from st_qwen3emb.reranker_export import export_reranker
+    from st_qwen3emb.reranker.export import export_reranker
 
     out = tmp_path / "out"
     out.mkdir()
@@ -128,7 +128,7 @@ def test_replace_folder_rechecks_before_the_swap(tmp_path):
 
 # --- files written by evaluation -------------------------------------------------------------------------
 def test_eval_outputs_overwrite_only_earlier_summaries(tmp_path, monkeypatch, capsys):
-    from st_qwen3emb.evaluation.cli import main as eval_main
+    from st_qwen3emb.cli.eval import main as eval_main
     from st_qwen3emb.evaluation.summary import write_summary
 
     monkeypatch.chdir(tmp_path)

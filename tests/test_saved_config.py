@@ -10,8 +10,8 @@ import pytest
 from safetensors.torch import load_file
 
 from st_qwen3emb import protocol
-from st_qwen3emb.export import main as export_main
-from st_qwen3emb.training.cli import main as sft_main
+from st_qwen3emb.cli.export import main as export_main
+from st_qwen3emb.cli.sft import main as sft_main
 
 ROWS = [
     ("A man is playing a guitar.", "A person plays guitar.", 0.84),

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from st_qwen3emb.cli.sft import main as sft_main
 from st_qwen3emb.redaction import REDACTED, redact_mapping
-from st_qwen3emb.training.cli import main as sft_main
 
 FAKE_TOKEN = "hf_FAKEtokenForTheTestsOnly0123456789ab"
 OTHER_TOKEN = "hf_SECONDfakeTokenInARunName987654321"

@@ -113,8 +113,8 @@ def test_loss_variables_are_checked_at_start_up_not_at_the_first_loss_call(monke
 
 
 def test_unset_words_of_every_number_variable_mean_the_default(monkeypatch):
-    from st_qwen3emb.data.reranker import sample_limits
     from st_qwen3emb.losses.env import resolve_infonce_options
+    from st_qwen3emb.reranker.data import sample_limits
 
     for name in ("INFONCE_TEMPERATURE", "INFONCE_FAKE_NEG_MARGIN", "MAX_POSITIVE_SAMPLES", "MAX_NEGATIVE_SAMPLES"):
         monkeypatch.setenv(name, "None")
@@ -131,7 +131,7 @@ STRTOBOOL_WORDS = ["y", "yes", "t", "true", "on", "1", "n", "no", "f", "false", 
 def test_one_boolean_parser_follows_transformers_strtobool(monkeypatch, word):
     from transformers.utils import strtobool
 
-    from st_qwen3emb.export import build_parser
+    from st_qwen3emb.cli.export import build_parser
     from st_qwen3emb.losses.env import resolve_infonce_options
 
     expected = bool(strtobool(word.strip()))
@@ -141,7 +141,7 @@ def test_one_boolean_parser_follows_transformers_strtobool(monkeypatch, word):
 
 
 def test_one_boolean_parser_refuses_the_same_words(monkeypatch):
-    from st_qwen3emb.export import build_parser
+    from st_qwen3emb.cli.export import build_parser
     from st_qwen3emb.losses.env import resolve_infonce_options
 
     with pytest.raises(ConfigError, match="--dataloader_drop_last expects true or false"):

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from st_qwen3emb.cli.sft import main as sft_main
 from st_qwen3emb.config import ConfigError, parse_args
+from st_qwen3emb.runs import atomic_dir, find_resume_checkpoint, new_run_dir
 from st_qwen3emb.training.callbacks import TRAIN_LOG_KEYS
-from st_qwen3emb.training.cli import main as sft_main
 from st_qwen3emb.training.evaluation import infonce_metrics
-from st_qwen3emb.training.run_dir import atomic_dir, find_resume_checkpoint, new_run_dir
 from st_qwen3emb.training.sft import resolve_prompts
 
 PAIRS = [
@@ -181,7 +181,8 @@ def test_resume_ends_with_the_same_weights(tiny_qwen_causal, sts_file, tmp_path)
 
 def test_sigint_saves_a_checkpoint_and_stops(tiny_qwen_causal, sts_file, tmp_path, monkeypatch):
     from st_qwen3emb.training.callbacks import SignalCallback
-    from st_qwen3emb.training.sft import TrainingInterrupted, train
+    from st_qwen3emb.training.run import TrainingInterrupted
+    from st_qwen3emb.training.sft import train
 
     original = SignalCallback.on_step_end
 

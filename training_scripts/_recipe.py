@@ -14,8 +14,8 @@ def hub_reachable() -> bool:
 
 def run_recipe(online: list[str], offline: list[str], argv: list[str] | None, what: str) -> int:
     """Run ``st-qwen3emb sft`` with the ``online`` recipe (or ``offline`` when the Hub is unreachable)."""
+    from st_qwen3emb.cli.sft import run
     from st_qwen3emb.config import ConfigError, help_text, override_flags, parse_args
-    from st_qwen3emb.training.cli import run
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if any(a in ("-h", "--help") for a in argv):

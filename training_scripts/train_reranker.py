@@ -38,8 +38,8 @@ LORA_FLAGS = ("--lora_rank", "--lora_alpha", "--lora_dropout")
 
 
 def main(argv: list[str] | None = None) -> int:
+    from st_qwen3emb.cli.sft import main as sft_main
     from st_qwen3emb.config import help_text, override_flags
-    from st_qwen3emb.training.cli import main as sft_main
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if any(a in ("-h", "--help") for a in argv):

@@ -89,7 +89,7 @@ def resolve_tasks(
     tasks += [local_reranking_task(path, split=split) for path in local_reranking or []]
     if not tasks:
         raise ValueError(
-            "no task given: pass --tasks, --benchmark, --local-sts, --local-retrieval or --local-reranking"
+            "no task given: pass --tasks, --benchmark, --local_sts, --local_retrieval or --local_reranking"
         )
     names = [t.metadata.name for t in tasks]
     duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -107,7 +107,7 @@ def _data_unavailable(task: Any, err: BaseException) -> TaskDataUnavailableError
         f"mteb task {task.metadata.name!r} needs the dataset {dataset.get('path')!r} "
         f"(revision {dataset.get('revision')}) from the Hugging Face Hub, which cannot be reached{offline} "
         "and is not in the local cache. Run it once online to cache it, or evaluate local files "
-        f"with --local-sts / --local-retrieval / --local-reranking. ({type(err).__name__}: {err})"
+        f"with --local_sts / --local_retrieval / --local_reranking. ({type(err).__name__}: {err})"
     )
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from st_qwen3emb.data.formats import STSB_MAX_SCORE  # the STS-B score scale, one home
 from st_qwen3emb.evaluation.instructions import PromptChoice, sts_prompt
 from st_qwen3emb.evaluation.measure import measure_encoding
 from st_qwen3emb.evaluation.summary import result_entry
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
 HUB_ALIASES = {"stsb": "sentence-transformers/stsb"}
 SIMILARITIES = ("cosine", "euclidean", "manhattan", "dot")
 MAIN_METRIC = "cosine_spearman"
-STSB_MAX_SCORE = 5.0
 
 
 class STSDataError(ValueError):

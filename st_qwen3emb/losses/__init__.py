@@ -5,7 +5,7 @@
 ``loss_spec(loss_type)`` tell the data layer which columns and which kind of label each loss takes.
 
 Each loss lives in its own module (imported only when built); ``cosent`` and ``angle`` are sentence-transformers'
-``CoSENTLoss`` and ``AnglELoss`` unchanged, and the reranker losses live in ``st_qwen3emb.losses.reranker``.
+``CoSENTLoss`` and ``AnglELoss`` unchanged, and the reranker losses live in ``st_qwen3emb.reranker.losses``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import difflib
 import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
+
+from st_qwen3emb.losses.env import ENV_VARIABLES, LISTWISE_ENV, RERANKER_SAMPLING_ENV
 
 if TYPE_CHECKING:
     from torch import nn
@@ -28,13 +30,17 @@ class LossSpec:
     ``columns``: the text columns it needs, in order. ``negatives``: whether ``negative_1..negative_k`` columns may
     follow. ``label``: ``"similarity"`` (a float in [0, 1]), ``"binary"`` (0 or 1), ``"score"`` (a float on any
     scale: only the order of the labels matters, as for CoSENT/AnglE) or None (no label is read; a ``label`` column
-    is then ignored). ``task``: ``"embedding"`` or ``"reranker"``.
+    is then ignored). ``task``: ``"embedding"`` or ``"reranker"``. ``env``: the environment variables (swift's
+    names) the loss and its data sampling read; ``env_values``: ``"module:function"`` whose
+    ``function(loss_type)`` gives their values in effect now (what args.json records).
     """
 
     columns: tuple[str, ...]
     label: LabelKind | None
     negatives: bool = False
     task: Literal["embedding", "reranker"] = "embedding"
+    env: tuple[str, ...] = ()
+    env_values: str | None = None
 
     @property
     def needs_label(self) -> bool:
@@ -46,6 +52,9 @@ class LossSpec:
 
 
 _PAIR = ("anchor", "positive")
+_INFONCE = LossSpec(_PAIR, None, negatives=True, env=tuple(ENV_VARIABLES.values()),
+                    env_values="st_qwen3emb.losses.env:infonce_environment")
+_RERANKER_ENV_VALUES = "st_qwen3emb.reranker.losses:environment"
 
 # swift name -> (module, attribute, spec). The attribute is a loss class taking (model, **options).
 _REGISTRY: dict[str, tuple[str, str, LossSpec]] = {
@@ -56,26 +65,30 @@ _REGISTRY: dict[str, tuple[str, str, LossSpec]] = {
     ),
     "contrastive": ("st_qwen3emb.losses.contrastive", "ContrastiveLoss", LossSpec(_PAIR, "binary")),
     "online_contrastive": ("st_qwen3emb.losses.online_contrastive", "OnlineContrastiveLoss", LossSpec(_PAIR, "binary")),
-    "infonce": ("st_qwen3emb.losses.infonce", "InfoNCELoss", LossSpec(_PAIR, None, negatives=True)),
-    "cached_infonce": ("st_qwen3emb.losses.cached_infonce", "CachedInfoNCELoss", LossSpec(_PAIR, None, negatives=True)),
+    "infonce": ("st_qwen3emb.losses.infonce", "InfoNCELoss", _INFONCE),
+    "cached_infonce": ("st_qwen3emb.losses.cached_infonce", "CachedInfoNCELoss", _INFONCE),
     "cosent": ("sentence_transformers.sentence_transformer.losses", "CoSENTLoss", LossSpec(_PAIR, "score")),
     "angle": ("sentence_transformers.sentence_transformer.losses", "AnglELoss", LossSpec(_PAIR, "score")),
     # Reranker data: a query, its positive(s) and negatives; the 1/0 labels follow from the columns.
     "pointwise_reranker": (
-        "st_qwen3emb.losses.reranker",
+        "st_qwen3emb.reranker.losses",
         "PointwiseRerankerLoss",
-        LossSpec(_PAIR, None, negatives=True, task="reranker"),
+        LossSpec(_PAIR, None, negatives=True, task="reranker", env=RERANKER_SAMPLING_ENV,
+                 env_values=_RERANKER_ENV_VALUES),
     ),
     "listwise_reranker": (
-        "st_qwen3emb.losses.reranker",
+        "st_qwen3emb.reranker.losses",
         "ListwiseRerankerLoss",
-        LossSpec(_PAIR, None, negatives=True, task="reranker"),
+        LossSpec(_PAIR, None, negatives=True, task="reranker", env=RERANKER_SAMPLING_ENV + LISTWISE_ENV,
+                 env_values=_RERANKER_ENV_VALUES),
     ),
 }
 
 LOSS_TYPES: tuple[str, ...] = tuple(_REGISTRY)
 LOSS_SPECS: dict[str, LossSpec] = {name: spec for name, (_, _, spec) in _REGISTRY.items()}
 EMBEDDING_LOSS_TYPES: tuple[str, ...] = tuple(name for name, spec in LOSS_SPECS.items() if spec.task == "embedding")
+# Every environment variable any loss reads (the card keeps them out of the reproduced command's flags).
+LOSS_ENV_VARIABLES: tuple[str, ...] = tuple(dict.fromkeys(name for spec in LOSS_SPECS.values() for name in spec.env))
 
 
 def _check_name(loss_type: str) -> str:
@@ -98,6 +111,20 @@ def loss_class(loss_type: str) -> type:
     """The class behind a loss name, imported now (the reranker module only when a reranker loss is asked for)."""
     module, attribute, _ = _REGISTRY[_check_name(loss_type)]
     return getattr(importlib.import_module(module), attribute)
+
+
+def loss_environment(loss_type: str) -> dict[str, Any]:
+    """The values in effect now of the environment variables ``loss_type`` reads (its ``LossSpec.env``).
+
+    swift's losses read these variables instead of flags, so args.json records them (variable or default) under
+    ``"env"``; the model card shows them and puts them in front of the reproduced command.
+    """
+    spec = loss_spec(loss_type)
+    if spec.env_values is None:
+        return {}
+    module, function = spec.env_values.split(":")
+    values = getattr(importlib.import_module(module), function)(loss_type)
+    return {name: value for name, value in values.items() if value is not None}
 
 
 def build_loss(loss_type: str, model: nn.Module, *, mrl_dims: Any = None, **options: Any) -> nn.Module:
@@ -134,10 +161,12 @@ def build_loss(loss_type: str, model: nn.Module, *, mrl_dims: Any = None, **opti
 
 __all__ = [
     "EMBEDDING_LOSS_TYPES",
+    "LOSS_ENV_VARIABLES",
     "LOSS_SPECS",
     "LOSS_TYPES",
     "LossSpec",
     "build_loss",
     "loss_class",
+    "loss_environment",
     "loss_spec",
 ]

@@ -12,7 +12,7 @@ masks) and back-propagate the cached embedding gradients through it. Steps (1) a
 That also makes ``MatryoshkaLoss`` (``mrl_dims``) work with it, through the mixin's ``calculate_loss`` hook.
 
 Sources: Gao et al., "Scaling Deep Contrastive Learning Batch Size under Memory Limited Setup" (arXiv:2101.06983);
-sentence-transformers' gradient-cache machinery; swift's infonce math (``swift-reference.md``). Swift has no cached
+sentence-transformers' gradient-cache machinery; swift's infonce math (ms-swift ``swift/loss/embedding.py``). Swift has no cached
 variant.
 """
 

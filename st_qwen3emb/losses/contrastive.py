@@ -5,7 +5,7 @@ Columns: ``anchor``, ``positive``. Label: 1 (similar) or 0 (dissimilar).
 Formula, with ``d = 1 - cos(u, v)`` and the fixed margin 0.5:
 ``mean(0.5 * (y * d^2 + (1 - y) * relu(0.5 - d)^2))``.
 
-Source: ms-swift's ``contrastive`` loss (``swift-reference.md``), i.e. Hadsell et al. (2006) with cosine distance, as
+Source: ms-swift's ``contrastive`` loss (``swift/loss/embedding.py``), i.e. Hadsell et al. (2006) with cosine distance, as
 in sentence-transformers' ``ContrastiveLoss(distance_metric=COSINE_DISTANCE, margin=0.5)``.
 """
 

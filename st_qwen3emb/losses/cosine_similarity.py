@@ -4,7 +4,7 @@ Columns: ``anchor``, ``positive``. Label: a float similarity in [0, 1] (STS scor
 
 Formula: ``mean((cos(u, v) - label) ** 2)``.
 
-Source: ms-swift's ``cosine_similarity`` loss (``swift-reference.md``), which is sentence-transformers'
+Source: ms-swift's ``cosine_similarity`` loss (``swift/loss/embedding.py``), which is sentence-transformers'
 ``CosineSimilarityLoss`` with its defaults (MSE, identity transformation). Written here as a pure function so the
 swift formula is tested on fixed tensors; the module is the usual sentence-transformers loss shape.
 """

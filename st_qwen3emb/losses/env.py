@@ -74,6 +74,10 @@ MAX_POSITIVE_ENV = "MAX_POSITIVE_SAMPLES"
 MAX_NEGATIVE_ENV = "MAX_NEGATIVE_SAMPLES"
 LISTWISE_TEMPERATURE_ENV = "LISTWISE_RERANKER_TEMPERATURE"
 LISTWISE_MIN_GROUP_SIZE_ENV = "LISTWISE_RERANKER_MIN_GROUP_SIZE"
+# The reranker's variables, as its losses' LossSpec.env declare them: the group sampling both reranker losses train
+# on, and the listwise loss's options.
+RERANKER_SAMPLING_ENV = (MAX_POSITIVE_ENV, MAX_NEGATIVE_ENV)
+LISTWISE_ENV = (LISTWISE_TEMPERATURE_ENV, LISTWISE_MIN_GROUP_SIZE_ENV)
 UNSET_WORDS = ("", "none", "false")  # for number variables; any case
 
 
@@ -167,3 +171,9 @@ def resolve_infonce_options(environ: Mapping[str, str] | None = None, **explicit
         elif (value := read_variable(ENV_VARIABLES[field.name], environ)) is not None:
             values[field.name] = value
     return InfoNCEOptions(**values)
+
+
+def infonce_environment(loss_type: str) -> dict[str, Any]:
+    """The ``INFONCE_*`` settings in effect now (variable or default), by variable name."""
+    options = resolve_infonce_options()
+    return {name: getattr(options, field) for field, name in ENV_VARIABLES.items()}

@@ -28,7 +28,7 @@ Several processes (``torch.distributed``): documents (and anchors, for ``include
 gathered documents, and the target of local anchor ``i`` is the global row ``rank * batch + i``. Every process must
 have the same per-device batch size (use ``dataloader_drop_last``).
 
-Sources: ms-swift ``swift/loss/embedding.py`` behaviour as written in ``swift-reference.md``; the Qwen3 Embedding
+Sources: ms-swift 4.x ``swift/loss/embedding.py``; the Qwen3 Embedding
 report (arXiv:2506.05176); the gather-with-gradient pattern of sentence-transformers' MultipleNegativesRankingLoss.
 """
 

@@ -11,7 +11,7 @@ positive counts as hard (and symmetrically for negatives when there is no positi
 together and negatives inside the margin still push apart, instead of the batch being skipped. A batch with no
 pairs selected gives 0 (still attached to the graph, so a training step does not fail).
 
-Source: ms-swift's ``online_contrastive`` loss (``swift-reference.md``), itself sentence-transformers'
+Source: ms-swift's ``online_contrastive`` loss (``swift/loss/embedding.py``), itself sentence-transformers'
 ``OnlineContrastiveLoss``. Deliberate difference on the edge cases only: swift compares against the other group only
 when it has *more than one* pair and otherwise against the group's own mean, so a batch with exactly one positive
 selects negatives by their own mean distance rather than by that positive; here one pair is enough to define

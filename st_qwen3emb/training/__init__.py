@@ -1,4 +1,4 @@
-"""Training: ``train(config) -> Path`` (the run folder) and the ``st-qwen3emb sft`` command line.
+"""Training: ``train(config) -> Path`` (the run folder); ``sft`` is the embedding path, ``run`` what both share.
 
 Imports are lazy so that ``st-qwen3emb sft --help`` and ``import st_qwen3emb.training`` stay instant.
 """
@@ -13,10 +13,12 @@ if TYPE_CHECKING:
 
 
 def train(config: RunConfig) -> Path:
-    """Train as ``swift sft`` would and return the run folder; see ``st_qwen3emb.training.sft.train``."""
-    from st_qwen3emb.training.sft import train as _train
+    """Train as ``swift sft`` would and return the run folder: ``training.sft.train`` for embeddings,
+    ``reranker.train.train_reranker`` for rerankers (``config.TASK_ENTRY_POINTS``)."""
+    from st_qwen3emb.config import task_entry_point, validate
 
-    return _train(config)
+    validate(config)
+    return task_entry_point(config.task_type, "train")(config)
 
 
 __all__ = ["train"]

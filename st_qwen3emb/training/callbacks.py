@@ -20,8 +20,8 @@ from typing import Any
 from transformers import TrainerCallback
 from transformers.trainer_callback import ProgressCallback
 
+from st_qwen3emb.runs import ARGS_FILE, CURVES_FILE, LAST_LINK, LOG_FILE
 from st_qwen3emb.training.curves import draw_in_child_process
-from st_qwen3emb.training.run_dir import ARGS_FILE, CURVES_FILE, LAST_LINK, LOG_FILE
 
 # swift's train-line keys, in swift's order
 TRAIN_LOG_KEYS = (
@@ -207,8 +207,8 @@ class CheckpointPublisher(TrainerCallback):
         from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
         from st_qwen3emb import distributed
-        from st_qwen3emb.training.checkpoint_marker import TRAINER_STATE, write_marker
-        from st_qwen3emb.training.run_dir import point_link, replace_dir
+        from st_qwen3emb.checkpoint_marker import TRAINER_STATE, write_marker
+        from st_qwen3emb.runs import point_link, replace_dir
 
         name = f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
         staged, target = self.staging / name, self.run_dir / name
@@ -246,7 +246,7 @@ class CheckpointPublisher(TrainerCallback):
                 remaining -= 1
 
     def on_train_end(self, args, state, control, **kwargs):
-        from st_qwen3emb.training.run_dir import point_link
+        from st_qwen3emb.runs import point_link
 
         # transformers' rule for save_total_limit=1 with a best checkpoint: at the end only the best is kept
         best = state.best_model_checkpoint

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from st_qwen3emb.training.run_dir import ARGS_FILE, LOG_FILE, atomic_dir, checkpoint_step
+from st_qwen3emb.runs import ARGS_FILE, LOG_FILE, atomic_dir, checkpoint_step
 
 # args.json key of the metric that picks best-checkpoint (a record, not a flag: a dict, so no command repeats it)
 EVAL_METRIC_KEY = "eval_metric"

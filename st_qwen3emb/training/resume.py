@@ -13,6 +13,7 @@ from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
+from st_qwen3emb.checkpoint_marker import IncompleteCheckpoint
 from st_qwen3emb.config import (
     ConfigError,
     RunConfig,
@@ -21,8 +22,7 @@ from st_qwen3emb.config import (
     override_flags,
     parse_args,
 )
-from st_qwen3emb.training.checkpoint_marker import IncompleteCheckpoint
-from st_qwen3emb.training.run_dir import ARGS_FILE, find_resume_checkpoint
+from st_qwen3emb.runs import ARGS_FILE, find_resume_checkpoint
 
 
 def recorded_args(checkpoint: Path) -> tuple[Path, dict[str, Any]] | None:

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from st_qwen3emb.training.checkpoint_marker import is_complete
-from st_qwen3emb.training.run_dir import FINAL_DIR, atomic_dir, checkpoint_step, list_checkpoints
+from st_qwen3emb.checkpoint_marker import is_complete
+from st_qwen3emb.runs import FINAL_DIR, atomic_dir, checkpoint_step, list_checkpoints
 
 _DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 _DISK_FULL_TEXTS = (

@@ -1,7 +1,7 @@
 """swift's reranker losses (``pointwise_reranker``, ``listwise_reranker``) for a sentence-transformers CrossEncoder.
 
 A training row is one group: ``anchor`` (the query), ``positive``, then ``negative_1..negative_k`` (``""`` where a
-group has fewer negatives), as built by ``st_qwen3emb.data.reranker``. Each (query, document) pair is scored by the
+group has fewer negatives), as built by ``st_qwen3emb.reranker.data``. Each (query, document) pair is scored by the
 CrossEncoder as the logit ``z_yes - z_no`` (the ``LogitScore`` head; no sigmoid in training).
 
 - pointwise: ``BCEWithLogits(z, label)`` averaged over every (query, document) row of the batch, label 1 for the
@@ -48,6 +48,18 @@ def listwise_options(temperature: float | None = None, min_group_size: int | Non
         DEFAULT_TEMPERATURE if temperature is None else temperature,
         DEFAULT_MIN_GROUP_SIZE if min_group_size is None else min_group_size,
     )
+
+
+def environment(loss_type: str) -> dict[str, Any]:
+    """The reranker settings in effect now (variable or default), by variable name: the group sampling, and for
+    ``listwise_reranker`` its temperature and minimum group size (``LossSpec.env_values`` of both reranker losses)."""
+    from st_qwen3emb.losses.env import MAX_NEGATIVE_ENV, MAX_POSITIVE_ENV
+    from st_qwen3emb.reranker.data import sample_limits
+
+    env: dict[str, Any] = dict(zip((MAX_POSITIVE_ENV, MAX_NEGATIVE_ENV), sample_limits(), strict=True))
+    if loss_type == "listwise_reranker":
+        env[TEMPERATURE_ENV], env[MIN_GROUP_SIZE_ENV] = listwise_options()
+    return env
 
 
 # --- pure math on fixed logits ------------------------------------------------------------------------------

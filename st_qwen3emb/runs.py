@@ -1,7 +1,8 @@
 """The swift run layout on disk: ``output_dir/v<N>-<YYYYMMDD-HHMMSS>/``, ``args.json``, atomic folder writes,
-``last-checkpoint`` / ``best-checkpoint`` links and finding the checkpoint to resume from.
+``last-checkpoint`` / ``best-checkpoint`` links, finding the checkpoint to resume from and the run a model came from.
 
-Pure filesystem code (no torch), so the card and export engineers can read runs without importing training.
+Pure filesystem code (no torch): training writes runs with it; resume, export and the model card read them with it.
+``args.json`` is written by ``write_json_atomic`` (``training.run.start_run``) and read only by ``read_run_args``.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from st_qwen3emb.checkpoint_marker import TRAINER_STATE, IncompleteCheckpoint, check_checkpoint
 from st_qwen3emb.scratch import make_scratch_dir, remove_stale_scratch, scratch_path
-from st_qwen3emb.training.checkpoint_marker import TRAINER_STATE, IncompleteCheckpoint, check_checkpoint
 
 ARGS_FILE = "args.json"
 LOG_FILE = "logging.jsonl"
@@ -189,3 +190,31 @@ def find_resume_checkpoint(spec: str, output_dir: str | Path, *, say: Callable[[
     except IncompleteCheckpoint as err:
         raise IncompleteCheckpoint(f"--resume_from_checkpoint {spec}: {err}") from None
     return path
+
+
+class RunRecordError(ValueError):
+    """A run's ``args.json`` that cannot be read; the message names the file."""
+
+
+def find_run_dir(model_dir: Path) -> Path | None:
+    """The training run a model folder came from: ``<run>/final`` or ``<run>/checkpoint-N`` sit in the run folder."""
+    for candidate in (model_dir.parent, model_dir):
+        if (candidate / ARGS_FILE).is_file() and (candidate / LOG_FILE).is_file():
+            return candidate
+    if (model_dir.parent / ARGS_FILE).is_file():
+        return model_dir.parent
+    return None
+
+
+def read_run_args(folder: Path) -> dict[str, Any] | None:
+    """The ``args.json`` record in ``folder`` (a run folder), or None when it has none."""
+    path = Path(folder) / ARGS_FILE
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except json.JSONDecodeError as err:
+        raise RunRecordError(f"{path} is not valid JSON: {err}") from err
+    if not isinstance(record, dict):
+        raise RunRecordError(f"{path}: missing or not a JSON object (training run layout)")
+    return record

@@ -25,17 +25,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from st_qwen3emb import lora
-from st_qwen3emb.export import (
+from st_qwen3emb.config import RERANKER_TASK_TYPES
+from st_qwen3emb.export_steps import (
     EXPORT_KIND,
     ExportError,
-    _assert_same,
-    _stage_checkpoint,
-    _tolerance,
+    assert_same,
     default_output_dir,
-    find_run_dir,
     mark_as_export,
     resolve_base_model,
+    stage_checkpoint,
+    tolerance,
 )
+from st_qwen3emb.runs import find_run_dir
 from st_qwen3emb.safe_replace import check_replaceable, replace_folder
 from st_qwen3emb.saved_config import keep_base_config, read_base_config
 from st_qwen3emb.scratch import make_scratch_dir
@@ -63,7 +64,7 @@ def probe_scores(model: CrossEncoder) -> np.ndarray:
 
 def _load_checkpoint(checkpoint: Path, staged: Path | None) -> CrossEncoder:
     """The checkpoint as a CrossEncoder; for an adapter, prove every saved LoRA tensor landed in the model."""
-    from st_qwen3emb.reranker import load_reranker
+    from st_qwen3emb.reranker.model import load_reranker
 
     if staged is None:
         return load_reranker(str(checkpoint), device="cpu")
@@ -85,7 +86,7 @@ def to_sequence_classification(model: CrossEncoder):
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    from st_qwen3emb.reranker import yes_no_token_ids
+    from st_qwen3emb.reranker.model import yes_no_token_ids
 
     causal = model[0].model
     if not hasattr(causal, "get_output_embeddings") or causal.get_output_embeddings() is None:
@@ -112,19 +113,19 @@ def to_sequence_classification(model: CrossEncoder):
 
 def _build(checkpoint: Path, built: Path, scratch: Path, *, base: str | None, merge: bool, format: str,
            safe_serialization: bool, name: str | None = None) -> None:
-    from st_qwen3emb.reranker import apply_reranker_protocol, load_reranker, model_instruction
+    from st_qwen3emb.reranker.model import apply_reranker_protocol, load_reranker, model_instruction
 
     staged = None
     if merge:
         staged = scratch / "checkpoint"
-        _stage_checkpoint(checkpoint, staged, base)
+        stage_checkpoint(checkpoint, staged, base)
     model = _load_checkpoint(checkpoint, staged)
     model.eval()
-    tol = _tolerance(model, float32=1e-4, half=5e-2)
+    tol = tolerance(model, float32=1e-4, half=5e-2)
     reference = probe_scores(model)
     if merge:
         lora.merge_lora(model)
-        _assert_same(reference, probe_scores(model), tol, "merging the adapter", "the reranker scores")
+        assert_same(reference, probe_scores(model), tol, "merging the adapter", "the reranker scores")
 
     if format == "seq-cls":
         hf_dir = scratch / "seq-cls"
@@ -142,7 +143,7 @@ def _build(checkpoint: Path, built: Path, scratch: Path, *, base: str | None, me
     _write_card(built, checkpoint, base, name)
     mark_as_export(built)
     reloaded = load_reranker(str(built), device="cpu")
-    _assert_same(reference, probe_scores(reloaded), tol, "saving and reloading the export", "the reranker scores")
+    assert_same(reference, probe_scores(reloaded), tol, "saving and reloading the export", "the reranker scores")
 
 
 def _write_card(folder: Path, checkpoint: Path, base_model: str | None, name: str | None) -> None:
@@ -183,7 +184,7 @@ def export_reranker(
     """
     if format not in RERANKER_FORMATS:
         raise ExportError(f"unknown format {format!r} for rerankers; expected one of {RERANKER_FORMATS}")
-    if task_type not in ("generative_reranker", "reranker"):
+    if task_type not in RERANKER_TASK_TYPES:
         raise ExportError(f"export_reranker exports rerankers, not task_type {task_type!r}")
     checkpoint = Path(os.path.expanduser(str(checkpoint)))
     if not checkpoint.is_dir():

@@ -1,6 +1,6 @@
 """The post-merge sanity check: two queries (with the instruction) against two documents, similarity x100.
 
-    python evaluation/similarity_demo.py --model merged_model
+    python evaluation_scripts/similarity_demo.py --model merged_model
 
 Loads the folder with plain sentence-transformers, as an application would, so a broken export shows here.
 Queries go through the model's ``query`` prompt (``Instruct: ...\\nQuery:``), documents are embedded bare.

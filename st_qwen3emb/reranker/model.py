@@ -150,7 +150,7 @@ def load_reranker(
     Args:
         name_or_path: a Qwen3-Reranker Hub id, a bare ``Qwen3ForCausalLM`` checkpoint, a saved CrossEncoder
             folder (including one exported here, or a LoRA checkpoint), or a ``Qwen3ForSequenceClassification``
-            conversion (``reranker_export.export_reranker(format="seq-cls")``).
+            conversion (``st_qwen3emb.reranker.export.export_reranker(format="seq-cls")``).
         instruction: the model-wide task instruction (saved with the model); per call pass ``prompt=``.
         max_length: truncation length in tokens (template included); default upstream's 8192.
         device, dtype, attn_implementation, revision, trust_remote_code: as in sentence-transformers.

@@ -2,9 +2,9 @@
 listwise_reranker`` on sentence-transformers' ``CrossEncoderTrainer``.
 
 The run layout, logging callbacks, atomic checkpoints and argument handling are the embedding trainer's
-(``st_qwen3emb.training.sft`` / ``trainer`` / ``callbacks`` / ``run_dir``); what differs is the model (a
-CrossEncoder from ``load_reranker``), the data (swift's reranker groups, ``st_qwen3emb.data.reranker``), the losses
-(``st_qwen3emb.losses.reranker``) and the evaluation: sentence-transformers' ``CrossEncoderRerankingEvaluator``
+(``st_qwen3emb.training.run`` / ``trainer`` / ``callbacks``, ``st_qwen3emb.runs``); what differs is the model (a
+CrossEncoder from ``load_reranker``), the data (swift's reranker groups, ``st_qwen3emb.reranker.data``), the losses
+(``st_qwen3emb.reranker.losses``) and the evaluation: sentence-transformers' ``CrossEncoderRerankingEvaluator``
 (MRR@10, nDCG@10, MAP over each query's candidate list) on ``--val_dataset``, on a ``--split_dataset_ratio`` split,
 and on every ``--eval_retrieval`` folder (e.g. a maniscope ``*_rerank10`` set). ``--query_instruction`` is the
 reranker's instruction; it is stored with the model, so training, evaluation and the saved model agree.
@@ -33,7 +33,7 @@ BEST_METRIC_SUFFIX = f"ndcg@{EVAL_AT_K}"
 def _check_model_type(config: RunConfig) -> None:
     """``--model`` must be a Qwen3 reranker (read from its config, nothing loaded); a bad path is an error."""
     from st_qwen3emb.model import read_model_type
-    from st_qwen3emb.reranker import MODEL_TYPE_RERANKER
+    from st_qwen3emb.reranker.model import MODEL_TYPE_RERANKER
 
     detected = read_model_type(config.model, revision=config.model_revision, trust_remote_code=config.trust_remote_code)
     inferred = infer_model_type(detected, config.task_type)
@@ -45,7 +45,7 @@ def _check_model_type(config: RunConfig) -> None:
 
 
 def _load_model(config: RunConfig) -> tuple[CrossEncoder, str | None]:
-    from st_qwen3emb.reranker import MODEL_TYPE_RERANKER, load_reranker
+    from st_qwen3emb.reranker.model import MODEL_TYPE_RERANKER, load_reranker
 
     _check_model_type(config)
     model = load_reranker(
@@ -70,7 +70,7 @@ def _default_max_length() -> int:
 def _load_data(config: RunConfig) -> tuple[Any, list[dict] | None]:
     """Training rows (groups) and the evaluation samples, all checked before any model is loaded."""
     from st_qwen3emb.data import read_records
-    from st_qwen3emb.data.reranker import groups_to_dataset, reranker_groups, reranking_samples
+    from st_qwen3emb.reranker.data import groups_to_dataset, reranker_groups, reranking_samples
 
     records = list(read_records(list(config.dataset), seed=config.seed))
     eval_samples = None
@@ -92,7 +92,7 @@ def _load_data(config: RunConfig) -> tuple[Any, list[dict] | None]:
 def _build_evaluators(config: RunConfig, eval_samples: list[dict] | None) -> list:
     from sentence_transformers.cross_encoder.evaluation import CrossEncoderRerankingEvaluator
 
-    from st_qwen3emb.data.reranker import load_reranking_samples
+    from st_qwen3emb.reranker.data import load_reranking_samples
 
     batch = config.per_device_eval_batch_size
     evaluators = []
@@ -112,7 +112,7 @@ def build_reranker_training_args(config: RunConfig, run_dir: Path, *, eval_names
     """The embedding trainer's arguments (same flags, same checks) as ``CrossEncoderTrainingArguments``."""
     from sentence_transformers.cross_encoder import CrossEncoderTrainingArguments
 
-    from st_qwen3emb.training.sft import build_training_args
+    from st_qwen3emb.training.run import build_training_args
 
     base = build_training_args(config, run_dir, prompts={}, eval_enabled=has_eval_data(config),
                                 best_metric=None)
@@ -158,7 +158,7 @@ def reranker_trainer_class():
 
 def _reranker_inputs(config: RunConfig) -> tuple[Path | None, Any, list[dict] | None, list]:
     """The resume checkpoint, training groups, evaluation samples and evaluators, each checked (no model needed)."""
-    from st_qwen3emb.training.sft import resume_checkpoint
+    from st_qwen3emb.training.run import resume_checkpoint
 
     if config.loss_type not in RERANKER_LOSSES:
         raise ConfigError(f"--task_type {config.task_type} needs --loss_type {' or '.join(RERANKER_LOSSES)}, "
@@ -174,14 +174,18 @@ def _reranker_inputs(config: RunConfig) -> tuple[Path | None, Any, list[dict] | 
 
 def check_reranker_inputs(config: RunConfig) -> None:
     """What ``train_reranker`` checks before loading the model (see ``st_qwen3emb.training.sft.check_inputs``)."""
+    from st_qwen3emb.training.run import check_flags
+
+    check_flags(config)
     _reranker_inputs(config)
     _check_model_type(config)
 
 
 def train_reranker(config: RunConfig) -> Path:
     """Train a Qwen3 reranker as ``swift sft --task_type generative_reranker`` would; return the run folder."""
-    from st_qwen3emb.training.sft import run_trainer, start_run, with_lora
+    from st_qwen3emb.training.run import check_flags, run_trainer, start_run, with_lora
 
+    check_flags(config)
     resume, train_dataset, eval_samples, evaluators = _reranker_inputs(config)
     model, model_type = _load_model(config)
     if config.train_type == "lora":
@@ -190,7 +194,7 @@ def train_reranker(config: RunConfig) -> Path:
 
     loss = build_loss(config.loss_type, model)
 
-    from st_qwen3emb.reranker import model_instruction
+    from st_qwen3emb.reranker.model import model_instruction
 
     run_dir, args = start_run(
         config,

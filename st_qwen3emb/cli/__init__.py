@@ -12,11 +12,11 @@ import sys
 
 # name -> (module with a ``main(argv) -> int``, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "sft": ("st_qwen3emb.training.cli", "fine-tune an embedding or reranker model (swift sft flags)"),
-    "export": ("st_qwen3emb.export", "merge LoRA / export a checkpoint as a plain sentence-transformers folder"),
-    "eval": ("st_qwen3emb.evaluation.cli", "evaluate models on STS or MTEB tasks"),
-    "card": ("st_qwen3emb.model_card", "write the model card (README.md) of an exported model"),
-    "push": ("st_qwen3emb.hub", "upload an exported model folder to the Hugging Face Hub"),
+    "sft": ("st_qwen3emb.cli.sft", "fine-tune an embedding or reranker model (swift sft flags)"),
+    "export": ("st_qwen3emb.cli.export", "merge LoRA / export a checkpoint as a plain sentence-transformers folder"),
+    "eval": ("st_qwen3emb.cli.eval", "evaluate models on STS or MTEB tasks"),
+    "card": ("st_qwen3emb.cli.card", "write the model card (README.md) of an exported model"),
+    "push": ("st_qwen3emb.cli.push", "upload an exported model folder to the Hugging Face Hub"),
 }
 
 

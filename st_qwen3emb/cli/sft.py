@@ -46,11 +46,11 @@ def _check_quietly(config) -> None:
     """The launcher's check of the input; its warnings are left to the workers' rank 0, which repeats the checks."""
     import logging
 
-    from st_qwen3emb.training.sft import check_inputs
+    from st_qwen3emb.config import task_entry_point
 
     logging.disable(logging.WARNING)
     try:
-        check_inputs(config)
+        task_entry_point(config.task_type, "check")(config)
     finally:
         logging.disable(logging.NOTSET)
 
@@ -65,8 +65,8 @@ def run(config) -> int:
         print(f"st-qwen3emb sft: error: {err}", file=sys.stderr)
         return 2
     except Exception as err:
+        from st_qwen3emb.training.run import TrainingInterrupted
         from st_qwen3emb.training.saving import DiskFullError
-        from st_qwen3emb.training.sft import TrainingInterrupted
         from st_qwen3emb.training.trainer import NonFiniteLossError
 
         if isinstance(err, TrainingInterrupted):
@@ -88,8 +88,8 @@ def closing_summary(run_dir, config) -> list[str]:
     """The lines printed when a run ends: where it is, the eval score before and after, the next commands."""
     from st_qwen3emb import commands
     from st_qwen3emb.config import RERANKER_TASK_TYPES
+    from st_qwen3emb.runs import ARGS_FILE
     from st_qwen3emb.training.history import closing_scores
-    from st_qwen3emb.training.run_dir import ARGS_FILE
 
     final = run_dir / "final"
     lines = [f"Run folder: {run_dir}"]

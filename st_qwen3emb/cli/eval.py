@@ -1,4 +1,4 @@
-"""``st-qwen3emb eval sts|mteb`` and the ``evaluation/eval_sts.py`` / ``evaluation/run_mteb.py`` scripts.
+"""``st-qwen3emb eval sts|mteb`` and the ``evaluation_scripts/eval_sts.py`` / ``evaluation_scripts/run_mteb.py`` scripts.
 
 Both entry points share the parsers here; the work is done in ``sts.py`` and ``mteb_runner.py``.
 """
@@ -16,6 +16,33 @@ USAGE = """usage: st-qwen3emb eval {sts,mteb} [FLAGS]
 
 Run 'st-qwen3emb eval sts --help' or 'st-qwen3emb eval mteb --help' for the flags."""
 
+# The spellings from before the flags took swift's --snake_case style, accepted for one more release with a warning.
+DEPRECATED_SPELLINGS = {
+    "--batch-size": "--batch_size",
+    "--no-instruction": "--no_instruction",
+    "--no-progress": "--no_progress",
+    "--local-sts": "--local_sts",
+    "--local-retrieval": "--local_retrieval",
+    "--local-reranking": "--local_reranking",
+    "--reuse-results": "--reuse_results",
+    "--output-folder": "--output_folder",
+}
+
+
+def respell(argv: list[str] | None, prog: str) -> list[str]:
+    """``argv`` with each old ``--kebab-case`` flag in its ``--snake_case`` spelling, one warning line per old flag."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    result = []
+    for arg in argv:
+        flag, eq, value = arg.partition("=")
+        if flag in DEPRECATED_SPELLINGS:
+            new = DEPRECATED_SPELLINGS[flag]
+            print(f"{prog}: warning: {flag} is deprecated; use {new} (the old spelling goes in the next release)",
+                  file=sys.stderr)
+            arg = new + eq + value
+        result.append(arg)
+    return result
+
 
 def _add_instruction_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
@@ -24,7 +51,7 @@ def _add_instruction_flags(parser: argparse.ArgumentParser) -> None:
         help="instruction to use instead of the default (Qwen3: wrapped as 'Instruct: TEXT\\nQuery:'; "
         "other models: used as a plain prefix)",
     )
-    group.add_argument("--no-instruction", action="store_true", help="encode with no instruction at all")
+    group.add_argument("--no_instruction", action="store_true", help="encode with no instruction at all")
 
 
 def build_sts_parser(prog: str = "eval_sts.py") -> argparse.ArgumentParser:
@@ -44,9 +71,9 @@ def build_sts_parser(prog: str = "eval_sts.py") -> argparse.ArgumentParser:
     parser.add_argument("--split", default="test", help="split of a Hub dataset, or the file <split>.tsv of a folder")
     _add_instruction_flags(parser)
     parser.add_argument("--output", default="sts_results.json", help="summary JSON; the bar chart goes next to it")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--device", default=None)
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.add_argument("--no_progress", action="store_true", help="hide progress bars")
     return parser
 
 
@@ -59,23 +86,23 @@ def build_mteb_parser(prog: str = "run_mteb.py") -> argparse.ArgumentParser:
     parser.add_argument("--revision", default=None, help="Hub revision (also the revision results are filed under)")
     parser.add_argument("--tasks", nargs="+", default=None, help="mteb task names, e.g. STSBenchmark SICK-R")
     parser.add_argument("--benchmark", default=None, help="an mteb benchmark name, e.g. 'MTEB(eng, v2)'")
-    parser.add_argument("--local-sts", nargs="+", default=None, metavar="PATH", help="STS-B-layout file or folder")
-    parser.add_argument("--local-retrieval", nargs="+", default=None, metavar="DIR", help="BEIR folder")
+    parser.add_argument("--local_sts", nargs="+", default=None, metavar="PATH", help="STS-B-layout file or folder")
+    parser.add_argument("--local_retrieval", nargs="+", default=None, metavar="DIR", help="BEIR folder")
     parser.add_argument(
-        "--local-reranking", nargs="+", default=None, metavar="DIR", help="BEIR folder with candidates.jsonl"
+        "--local_reranking", nargs="+", default=None, metavar="DIR", help="BEIR folder with candidates.jsonl"
     )
     parser.add_argument("--split", default="test", help="split of the local tasks")
-    parser.add_argument("--output_folder", "--output-folder", default="mteb_results", help="mteb results folder")
+    parser.add_argument("--output_folder", default="mteb_results", help="mteb results folder")
     parser.add_argument("--summary", default=None, help="summary JSON (default: OUTPUT_FOLDER/summary.json)")
     _add_instruction_flags(parser)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--device", default=None)
     parser.add_argument(
-        "--reuse-results",
+        "--reuse_results",
         action="store_true",
         help="keep results already in OUTPUT_FOLDER for this model name and revision instead of recomputing",
     )
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.add_argument("--no_progress", action="store_true", help="hide progress bars")
     return parser
 
 
@@ -111,7 +138,7 @@ def _encoding_options(args: argparse.Namespace) -> dict:
 
 
 def sts_main(argv: list[str] | None = None, prog: str = "eval_sts.py") -> int:
-    args = build_sts_parser(prog).parse_args(argv)
+    args = build_sts_parser(prog).parse_args(respell(argv, prog))
     from st_qwen3emb.evaluation.sts import format_table, plot_results, run_sts
     from st_qwen3emb.evaluation.summary import write_summary
 
@@ -134,7 +161,7 @@ def sts_main(argv: list[str] | None = None, prog: str = "eval_sts.py") -> int:
 
 
 def mteb_main(argv: list[str] | None = None, prog: str = "run_mteb.py") -> int:
-    args = build_mteb_parser(prog).parse_args(argv)
+    args = build_mteb_parser(prog).parse_args(respell(argv, prog))
     from st_qwen3emb.evaluation.mteb_runner import SUMMARY_NAME, resolve_tasks, run_mteb
 
     try:

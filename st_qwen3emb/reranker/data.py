@@ -3,7 +3,7 @@
 swift's reranker data: per query up to ``MAX_POSITIVE_SAMPLES`` (default 1) positives, each followed by up to
 ``MAX_NEGATIVE_SAMPLES`` (default 7) negatives; a query with more is sampled (seeded), one with fewer keeps what it
 has. Each (positive, negatives) group becomes one row ``anchor, positive, negative_1..negative_k`` (``""`` pads
-shorter groups), which ``st_qwen3emb.losses.reranker`` turns into labelled pairs (1 for the positive, 0 for each
+shorter groups), which ``st_qwen3emb.reranker.losses`` turns into labelled pairs (1 for the positive, 0 for each
 negative). Every format ``read_records`` understands works: swift 3.x ``query/response/rejected_response``, 4.x
 ``messages/positive_messages/negative_messages``, and BEIR retrieval folders.
 
@@ -23,10 +23,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from st_qwen3emb.data.loader import read_records
+from st_qwen3emb.data.records import DatasetValidationError, Record
 from st_qwen3emb.losses.env import MAX_NEGATIVE_ENV, MAX_POSITIVE_ENV, read_variable
-
-from .loader import read_records
-from .records import DatasetValidationError, Record
 
 if TYPE_CHECKING:
     import datasets

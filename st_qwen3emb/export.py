@@ -17,27 +17,25 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from st_qwen3emb import commands, lora
 from st_qwen3emb.config import EMBEDDING_TASK_TYPES, TASK_TYPES, task_entry_point
 from st_qwen3emb.export_steps import (
-    EXPORT_KIND,
     ExportError,
     assert_same,
+    build_in_place,
     default_output_dir,
     mark_as_export,
+    output_folder,
     resolve_base_model,
     run_args,
     stage_checkpoint,
     tolerance,
 )
 from st_qwen3emb.runs import find_run_dir
-from st_qwen3emb.safe_replace import check_replaceable, replace_folder
 from st_qwen3emb.saved_config import keep_base_config, read_base_config
-from st_qwen3emb.scratch import make_scratch_dir
 
 if TYPE_CHECKING:
     import numpy as np
@@ -243,22 +241,15 @@ def export(
             f"{checkpoint} is a LoRA adapter checkpoint; a plain sentence-transformers folder needs the adapter "
             "merged: pass --merge_lora true"
         )
-    output = Path(os.path.expanduser(str(output_dir))) if output_dir else default_output_dir(checkpoint, merge)
-    output = output.resolve()
-    if output == checkpoint.resolve() or output in checkpoint.resolve().parents:
-        raise ExportError(f"the output {output} would overwrite the checkpoint it is exported from")
-    check_replaceable(output, kind=EXPORT_KIND, exist_ok=exist_ok)
+    output = output_folder(checkpoint, output_dir, merge=merge, exist_ok=exist_ok)
     base = resolve_base_model(checkpoint, base_model) if is_adapter else run_args(checkpoint).get("model")
-
-    output.parent.mkdir(parents=True, exist_ok=True)
-    scratch = make_scratch_dir(output)  # named with this pid and host: a killed export's is swept by the next run
-    try:
-        built = scratch / "model"
-        _build(checkpoint, built, scratch, name=output.name, base=base, merge=merge, format=format,
-               safe_serialization=safe_serialization, trust_remote_code=trust_remote_code)
-        replace_folder(built, output, kind=EXPORT_KIND, exist_ok=exist_ok, scratch=scratch)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    build_in_place(
+        output,
+        lambda built, scratch: _build(checkpoint, built, scratch, name=output.name, base=base, merge=merge,
+                                      format=format, safe_serialization=safe_serialization,
+                                      trust_remote_code=trust_remote_code),
+        exist_ok=exist_ok,
+    )
     logger.info("Exported %s to %s", checkpoint, output)
     return output
 

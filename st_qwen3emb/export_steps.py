@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from st_qwen3emb import lora
 from st_qwen3emb.model_card import CARD_FILENAME, CURVES_FILENAME
 from st_qwen3emb.runs import RunRecordError, find_run_dir, read_run_args
-from st_qwen3emb.safe_replace import write_marker
+from st_qwen3emb.safe_replace import check_replaceable, replace_folder, write_marker
+from st_qwen3emb.scratch import make_scratch_dir
 
 if TYPE_CHECKING:
     import numpy as np
@@ -116,3 +118,27 @@ def assert_same(expected: np.ndarray, got: np.ndarray, tol: float, what: str, ou
 def mark_as_export(folder: Path) -> None:
     """The marker that lets a later ``--exist_ok true`` replace this folder (the card's files may be added later)."""
     write_marker(folder, kind=EXPORT_KIND, may_add=(CARD_FILENAME, CURVES_FILENAME))
+
+
+def output_folder(checkpoint: Path, output_dir: str | Path | None, *, merge: bool, exist_ok: bool) -> Path:
+    """Where the export of ``checkpoint`` goes, checked before anything is built: never inside the checkpoint, and
+    an existing folder only when ``safe_replace`` allows replacing it."""
+    output = (Path(output_dir).expanduser() if output_dir else default_output_dir(checkpoint, merge)).resolve()
+    if output == checkpoint.resolve() or output in checkpoint.resolve().parents:
+        raise ExportError(f"the output {output} would overwrite the checkpoint it is exported from")
+    check_replaceable(output, kind=EXPORT_KIND, exist_ok=exist_ok)
+    return output
+
+
+def build_in_place(output: Path, build: Callable[[Path, Path], None], *, exist_ok: bool) -> None:
+    """``build(built, scratch)`` into a scratch folder beside ``output``, then swap it in (``replace_folder``): the
+    folder appears only complete, and a failed build leaves what was there. The scratch folder is named with this
+    pid and host, so a killed export's is swept by the next run."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    scratch = make_scratch_dir(output)
+    try:
+        built = scratch / "model"
+        build(built, scratch)
+        replace_folder(built, output, kind=EXPORT_KIND, exist_ok=exist_ok, scratch=scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

@@ -16,20 +16,11 @@ import signal
 from pathlib import Path
 
 import pytest
+from test_training import PAIRS
 
 from st_qwen3emb.cli import main as cli_main
 from st_qwen3emb.cli.sft import main as sft_main
 
-PAIRS = [
-    ("A man is playing a guitar.", "A person plays guitar.", 4.2),
-    ("A dog runs in the park.", "A cat sleeps on the sofa.", 0.5),
-    ("Kids are playing football.", "Children play soccer.", 4.6),
-    ("The stock market fell today.", "Shares dropped sharply.", 3.8),
-    ("She is cooking dinner.", "A woman prepares a meal.", 4.0),
-    ("A plane is taking off.", "An airplane departs.", 4.8),
-    ("The sun is bright.", "It is raining heavily.", 0.4),
-    ("He reads a book.", "A man is reading.", 3.9),
-]
 PROGRAM = "st-qwen3emb"
 AWKWARD = "out dir's $HOME;x"  # a space, a quote and shell characters: only quoting keeps this one path
 

@@ -20,26 +20,23 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from st_qwen3emb import lora
 from st_qwen3emb.config import RERANKER_TASK_TYPES
 from st_qwen3emb.export_steps import (
-    EXPORT_KIND,
     ExportError,
     assert_same,
-    default_output_dir,
+    build_in_place,
     mark_as_export,
+    output_folder,
     resolve_base_model,
     stage_checkpoint,
     tolerance,
 )
 from st_qwen3emb.runs import find_run_dir
-from st_qwen3emb.safe_replace import check_replaceable, replace_folder
 from st_qwen3emb.saved_config import keep_base_config, read_base_config
-from st_qwen3emb.scratch import make_scratch_dir
 
 if TYPE_CHECKING:
     import numpy as np
@@ -195,19 +192,13 @@ def export_reranker(
         raise ExportError(f"{checkpoint} holds no LoRA adapter (no {lora.ADAPTER_CONFIG}); nothing to merge")
     if is_adapter and not merge:
         raise ExportError("a reranker export holds full weights; an adapter checkpoint needs merge_lora=True")
-    output = (Path(output_dir).expanduser() if output_dir else default_output_dir(checkpoint, merge)).resolve()
-    if output == checkpoint.resolve() or output in checkpoint.resolve().parents:
-        raise ExportError(f"the output {output} would overwrite the checkpoint it is exported from")
-    check_replaceable(output, kind=EXPORT_KIND, exist_ok=exist_ok)
+    output = output_folder(checkpoint, output_dir, merge=merge, exist_ok=exist_ok)
     base = resolve_base_model(checkpoint, base_model) if is_adapter else None
-    output.parent.mkdir(parents=True, exist_ok=True)
-    scratch = make_scratch_dir(output)  # named with this pid and host: a killed export's is swept by the next run
-    try:
-        built = scratch / "built"
-        _build(checkpoint, built, scratch, base=base, merge=merge, format=format, safe_serialization=safe_serialization,
-               name=output.name)
-        replace_folder(built, output, kind=EXPORT_KIND, exist_ok=exist_ok, scratch=scratch)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    build_in_place(
+        output,
+        lambda built, scratch: _build(checkpoint, built, scratch, base=base, merge=merge, format=format,
+                                      safe_serialization=safe_serialization, name=output.name),
+        exist_ok=exist_ok,
+    )
     logger.info("Exported %s (%s) to %s", checkpoint, format, output)
     return output

@@ -268,7 +268,7 @@ def test_bad_local_files_name_file_row_and_field(tmp_path):
         load_sts_data(str(tmp_path / "missing.tsv"))
     folder = write_beir(tmp_path / "beir")
     (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\tnope\t1\n")
-    with pytest.raises(LocalTaskError, match=r"test.tsv: row 1, field 'corpus-id' 'nope'"):
+    with pytest.raises(LocalTaskError, match=r"test.tsv, line 2, field 'corpus-id': 'nope' is not in corpus.jsonl"):
         read_beir(folder)
 
 

@@ -13,12 +13,13 @@ content hash as the dataset revision, so results of different data never share a
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from st_qwen3emb.data.retrieval import BeirData
+from st_qwen3emb.data.retrieval import read_beir as read_beir_folder
+from st_qwen3emb.data.retrieval import read_candidates as read_candidates_file
 
 LOCAL_SUFFIX = "-local"
 DEFAULT_LANG = "eng-Latn"
@@ -92,95 +93,37 @@ def local_sts_task(path: str | Path, *, split: str = "test", lang: str = DEFAULT
 
 
 # --- retrieval and reranking --------------------------------------------------------------------
-@dataclass
-class BeirData:
-    corpus: dict[str, str]  # id -> document text (title + " " + text)
-    queries: dict[str, str]
-    qrels: dict[str, dict[str, int]]
-    files: list[Path]
-
-
-def _read_jsonl(path: Path, required: tuple[str, ...]) -> list[dict[str, Any]]:
-    if not path.is_file():
-        raise LocalTaskError(f"{path}: file not found")
-    rows = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise LocalTaskError(f"{path}: row {number} is not valid JSON ({err})") from err
-            for field in required:
-                if field not in row or row[field] is None:
-                    raise LocalTaskError(f"{path}: row {number} lacks field {field!r}")
-            rows.append(row)
-    return rows
-
-
-def document_text(title: str | None, text: str) -> str:
-    """BEIR's document text: the title, a space, the body; the body alone when there is no title."""
-    title = (title or "").strip()
-    return f"{title} {text}" if title else text
-
-
 def read_beir(folder: str | Path, split: str = "test") -> BeirData:
-    """Read a BEIR folder; qrels scores are kept as graded integers (<= 0 means not relevant, as in trec_eval)."""
+    """A BEIR folder for evaluation, read by the data layer's one BEIR reader (``st_qwen3emb.data.retrieval``) with
+    every qrels id checked; qrels scores are graded integers (<= 0 means not relevant, as in trec_eval)."""
+    from st_qwen3emb.data import DatasetValidationError
+
     folder = Path(folder)
     if not folder.is_dir():
         raise LocalTaskError(f"{folder}: not a folder (expected corpus.jsonl, queries.jsonl, qrels/{split}.tsv)")
-    corpus_path, queries_path, qrels_path = (
-        folder / "corpus.jsonl",
-        folder / "queries.jsonl",
-        folder / "qrels" / f"{split}.tsv",
-    )
-    corpus = {
-        str(row["_id"]): document_text(row.get("title"), str(row["text"]))
-        for row in _read_jsonl(corpus_path, ("_id", "text"))
-    }
-    queries = {str(row["_id"]): str(row["text"]) for row in _read_jsonl(queries_path, ("_id", "text"))}
-    if not qrels_path.is_file():
-        raise LocalTaskError(f"{qrels_path}: file not found")
-    qrels: dict[str, dict[str, int]] = {}
-    with qrels_path.open(encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle, delimiter="\t")
-        for number, row in enumerate(reader, start=1):
-            for field in ("query-id", "corpus-id", "score"):
-                if not row.get(field):
-                    raise LocalTaskError(f"{qrels_path}: row {number}, field {field!r} is missing")
-            try:
-                score = int(float(row["score"]))
-            except ValueError as err:
-                raise LocalTaskError(f"{qrels_path}: row {number}, field 'score' is not a number") from err
-            if row["query-id"] not in queries:
-                raise LocalTaskError(
-                    f"{qrels_path}: row {number}, field 'query-id' {row['query-id']!r} is not in {queries_path.name}"
-                )
-            if row["corpus-id"] not in corpus:
-                raise LocalTaskError(
-                    f"{qrels_path}: row {number}, field 'corpus-id' {row['corpus-id']!r} is not in {corpus_path.name}"
-                )
-            qrels.setdefault(row["query-id"], {})[row["corpus-id"]] = score
-    if not qrels:
-        raise LocalTaskError(f"{qrels_path}: no judgements")
-    return BeirData(corpus, queries, qrels, [corpus_path, queries_path, qrels_path])
+    for name in ("corpus.jsonl", "queries.jsonl"):
+        if not (folder / name).is_file():
+            raise LocalTaskError(f"{folder / name}: file not found")
+    try:
+        data = read_beir_folder(folder, split, check_ids=True)
+    except DatasetValidationError as err:
+        raise LocalTaskError(str(err)) from None
+    if not data.qrels:
+        raise LocalTaskError(f"{data.files[-1]}: no judgements")
+    return data
 
 
 def read_candidates(folder: str | Path, data: BeirData) -> dict[str, list[str]]:
     """``candidates.jsonl``: for each query, the ids of the documents to rerank (all must be in the corpus)."""
+    from st_qwen3emb.data import DatasetValidationError
+
     path = Path(folder) / "candidates.jsonl"
-    top_ranked: dict[str, list[str]] = {}
-    for number, row in enumerate(_read_jsonl(path, ("query_id", "candidates")), start=1):
-        query_id, candidates = str(row["query_id"]), [str(c) for c in row["candidates"]]
-        if query_id not in data.queries:
-            raise LocalTaskError(f"{path}: row {number}, field 'query_id' {query_id!r} is not in queries.jsonl")
-        unknown = [c for c in candidates if c not in data.corpus]
-        if unknown:
-            raise LocalTaskError(f"{path}: row {number}, field 'candidates' has ids not in corpus.jsonl: {unknown[:5]}")
-        top_ranked[query_id] = candidates
-    data.files.append(path)
-    return top_ranked
+    if not path.is_file():
+        raise LocalTaskError(f"{path}: file not found")
+    try:
+        return read_candidates_file(folder, data)
+    except DatasetValidationError as err:
+        raise LocalTaskError(str(err)) from None
 
 
 def _beir_task(folder: str | Path, *, reranking: bool, split: str, lang: str, name: str | None) -> Any:

@@ -122,10 +122,13 @@ def test_global_batch_loss_and_weights_equal_one_process(runs):
     assert worst < 1e-5, f"2-process weights differ from the 1-process run by {worst}"
 
     # evaluation after the step: the infonce metrics over the whole eval set and the eval loss over the global batch
+    # (step 0 is the untrained model's evaluation, the "before" of the closing summary: it has no eval_loss)
     eval_two, eval_one = _log_lines(runs["two"], "eval_margin"), _log_lines(runs["one"], "eval_margin")
-    assert len(eval_two) == len(eval_one) == 1
-    for key in ("eval_loss", "eval_mean_pos", "eval_mean_neg", "eval_margin"):
+    assert len(eval_two) == len(eval_one) == 2
+    for key in ("eval_mean_pos", "eval_mean_neg", "eval_margin"):
         assert eval_two[0][key] == pytest.approx(eval_one[0][key], abs=1e-5), key
+    for key in ("eval_loss", "eval_mean_pos", "eval_mean_neg", "eval_margin"):
+        assert eval_two[1][key] == pytest.approx(eval_one[1][key], abs=1e-5), key
 
     initial = load_file(str(runs["model"] / "model.safetensors"))
     moved = max(

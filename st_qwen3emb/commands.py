@@ -78,18 +78,34 @@ def evaluation(args: Mapping[str, Any], model: Path) -> tuple[str, str]:
                                   "--output_folder", folder / "mteb_results"]),
             "nDCG@10 on the run's retrieval set",
         )
-    sts = list(args.get("eval_sts") or [])
-    what = "Spearman of the base and the trained model on "
-    if not sts and args.get("loss_type") in _PAIR_LOSSES:
-        sts = list(args.get("val_dataset") or [])
-        trained_on = [str(d) for d in args.get("dataset") or [] if Path(str(d)).exists()]
-        if not sts and trained_on:  # local data may mean no Hub: score on it rather than print a command that fails
-            sts, what = trained_on[:1], "Spearman on the local data it trained on (a check, not a held-out score): "
-    dataset = sts[0] if sts else "stsb"
     models = [m for m in (args.get("model"), model) if m]
     output = Path(str(args.get("run_dir") or model.parent)) / "sts_results.json"
-    what += dataset if sts else "STS-B test (from the Hub)"
-    return command("eval sts", ["--model", *models, "--dataset", dataset, "--output", output]), what
+    dataset, what = _sts_data(args)
+    who = "the base and the trained model" if len(models) > 1 else "the model"
+    return command("eval sts", ["--model", *models, "--dataset", dataset, "--output", output]), f"Spearman of {who} {what}"
+
+
+def _sts_data(args: Mapping[str, Any]) -> tuple[str, str]:
+    """The STS data to score on, and how to say it: the run's --eval_sts set; for a pair loss its --val_dataset;
+    else the test split of a local split folder it trained on (held out, and no Hub needed); else a local file it
+    trained on (a check, not a held-out score); else STS-B test from the Hub."""
+    from st_qwen3emb.data.spec import parse_dataset_spec
+
+    sts = list(args.get("eval_sts") or [])
+    if sts:
+        return sts[0], f"on {sts[0]}"
+    if args.get("loss_type") in _PAIR_LOSSES and args.get("val_dataset"):
+        return str(args["val_dataset"][0]), f"on {args['val_dataset'][0]}"
+    for spec in args.get("dataset") or []:
+        try:
+            path = Path(parse_dataset_spec(str(spec)).name).expanduser()
+        except ValueError:
+            continue
+        if path.is_dir() and any(path.glob("test.*")):
+            return str(path), f"on the test split of {path} (held out from training)"
+        if path.is_file() and args.get("loss_type") in _PAIR_LOSSES:
+            return str(spec), f"on the local data it trained on, {spec} (a check, not a held-out score)"
+    return "stsb", "on STS-B test (needs the Hugging Face Hub)"
 
 
 def push_dry_run(model_dir: Path) -> tuple[str, str]:
@@ -117,3 +133,16 @@ def export_full_model(checkpoint: Path, output: Path) -> str:
 
 def write_card(model_dir: Path) -> str:
     return command("card", ["--model_dir", model_dir])
+
+
+def push_lora_hints(model_dir: Path, repo_id: str, *, dry_run: bool) -> tuple[list[str], str]:
+    """For a LoRA folder whose base is a local path: the commands that merge it and push the merged model, and the
+    command that pushes the adapter naming its base's Hub id (``--dry_run`` kept when the refused push had it)."""
+    merged = Path(f"{str(model_dir).rstrip('/')}-merged")
+    dry = ["--dry_run"] if dry_run else []
+    merge_and_push = [
+        command("export", ["--adapters", model_dir, "--merge_lora", "true", "--output_dir", merged]),
+        command("push", ["--model_dir", merged, "--repo_id", repo_id, *dry]),
+    ]
+    with_base = command("push", ["--model_dir", model_dir, "--repo_id", repo_id, *dry, "--base_model_id"]) + " OWNER/NAME"
+    return merge_and_push, with_base

@@ -23,7 +23,6 @@ import glob
 import json
 import logging
 import os
-import shlex
 import shutil
 import tempfile
 import time
@@ -173,7 +172,7 @@ def adapter_bases(model_dir: Path) -> list[tuple[Path, str | None]]:
     return found
 
 
-def check_adapter_base(model_dir: Path, repo_id: str, base_model_id: str | None) -> list[Path]:
+def check_adapter_base(model_dir: Path, repo_id: str, base_model_id: str | None, *, dry_run: bool = False) -> list[Path]:
     """The adapter configs to rewrite with ``base_model_id``; refuses an adapter whose base is a local path.
 
     Such an adapter loads only on this machine: ``SentenceTransformer('user/model')`` elsewhere would look for the
@@ -189,17 +188,13 @@ def check_adapter_base(model_dir: Path, repo_id: str, base_model_id: str | None)
     local = [(path, base) for path, base in adapters if not (base and is_hub_id(base))]
     if local:
         path, base = local[0]
-        merged = f"{str(model_dir).rstrip('/')}-merged"
+        merge_and_push, with_base = commands.push_lora_hints(model_dir, repo_id, dry_run=dry_run)
         raise PushRefused(
             f"{path}: the LoRA adapter's base model is {base!r}, a local path, so the pushed model would load nowhere "
             "else. Either merge the adapter and push the standalone model:\n"
-            f"  st-qwen3emb export --adapters {shlex.quote(str(model_dir))} --merge_lora true "
-            f"--output_dir {shlex.quote(merged)}\n"
-            f"  st-qwen3emb push --model_dir {shlex.quote(merged)} --repo_id {shlex.quote(repo_id)}\n"
-            "or push the adapter naming its base model's Hub id (written into the uploaded adapter_config.json; "
-            "this folder is not changed):\n"
-            f"  st-qwen3emb push --model_dir {shlex.quote(str(model_dir))} --repo_id {shlex.quote(repo_id)} "
-            "--base_model_id OWNER/NAME"
+            + "".join(f"  {line}\n" for line in merge_and_push)
+            + "or push the adapter naming its base model's Hub id (written into the uploaded adapter_config.json; "
+            f"this folder is not changed):\n  {with_base}"
         )
     return []
 
@@ -300,7 +295,7 @@ def push_to_hub(
     if not repo_id or repo_id.count("/") > 1 or repo_id.startswith("/") or repo_id.endswith("/"):
         raise PushRefused(f"repo_id {repo_id!r} must look like 'user/name' or 'name'")
     check_model_folder(folder)
-    rewrite = check_adapter_base(folder, repo_id, base_model_id)
+    rewrite = check_adapter_base(folder, repo_id, base_model_id, dry_run=dry_run)
     files = files_to_upload(folder)
     check_no_token(folder, files)
     result = PushResult(repo_id=repo_id, revision=revision, files=files, dry_run=dry_run)

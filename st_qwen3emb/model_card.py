@@ -296,6 +296,20 @@ def _front_matter(readme: Path) -> dict[str, Any]:
         return {}
 
 
+def is_replaceable_card(readme: Path) -> bool:
+    """Whether ``readme`` may be overwritten by a new card: a card this project wrote (tagged ``st-qwen3emb``) or the
+    one sentence-transformers writes with every saved model. A README the user wrote is theirs: never replaced."""
+    meta = _front_matter(readme)
+    tags = meta.get("tags") or []
+    if "st-qwen3emb" in tags:
+        return True
+    try:
+        text = readme.read_text(encoding="utf-8", errors="replace").lower()
+    except OSError:
+        return False
+    return meta.get("library_name") == "sentence-transformers" and "www.sbert.net" in text
+
+
 def _base_metadata(base: str | None) -> dict[str, Any]:
     """The base model's own card metadata: its local folder's README, or the Hub cache (never the network)."""
     if not base:
@@ -854,6 +868,12 @@ def write_model_card(
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise CardInputError(f"{model_dir}: no such model folder")
+    if (model_dir / CARD_FILENAME).exists() and not is_replaceable_card(model_dir / CARD_FILENAME):
+        readme = shlex.quote(str(model_dir / CARD_FILENAME))
+        raise CardInputError(
+            f"{model_dir / CARD_FILENAME} was not written by st-qwen3emb or sentence-transformers, so it is left as it "
+            f"is; move it aside (e.g. mv {readme} {readme}.orig) and run the command again"
+        )
     final = Path(final_dir) if final_dir is not None else model_dir
     run_path = Path(run_dir) if run_dir is not None else find_run_dir(final)
     run = read_run(run_path) if run_path is not None else None

@@ -495,3 +495,18 @@ def test_card_and_push_accept_what_sentence_transformers_loads(tmp_path, tiny_qw
     SentenceTransformer(str(model), device="cpu")  # plain sentence-transformers loads it ...
     assert main(["--model_dir", str(model), "--base_model", BASE]) == 0  # ... so card and push accept it
     assert push_cli.main(["--model_dir", str(model), "--repo_id", "me/model", "--dry_run"]) == 0, capsys.readouterr().err
+
+
+def test_card_never_overwrites_a_readme_the_user_wrote(tmp_path, tiny_qwen_st, capsys):
+    import shutil
+
+    model = tmp_path / "mymodel"
+    shutil.copytree(tiny_qwen_st, model)
+    assert main(["--model_dir", str(model), "--base_model", BASE]) == 0  # sentence-transformers' own card: replaced
+    assert main(["--model_dir", str(model), "--base_model", BASE]) == 0  # our card: replaced
+    (model / "README.md").write_text("MY OWN NOTES\n", encoding="utf-8")
+    capsys.readouterr()
+    assert main(["--model_dir", str(model), "--base_model", BASE]) == 2
+    err = capsys.readouterr().err
+    assert "not written by st-qwen3emb" in err and len(err.strip().splitlines()) == 1
+    assert (model / "README.md").read_text(encoding="utf-8") == "MY OWN NOTES\n"

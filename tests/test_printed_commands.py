@@ -285,3 +285,33 @@ def test_own_checkpoint_copies_a_best_checkpoint_from_another_run(tmp_path):
     assert copy == new / "checkpoint-2"
     shutil.rmtree(old)
     assert (copy / "model.safetensors").read_bytes() == b"weights"
+
+
+def test_eval_after_training_on_a_local_split_folder_scores_its_test_split(tiny_qwen_st, tmp_path, capsys):
+    """Trained on ``folder:positive#40`` (the tutorial's subset of a train/validation/test folder): the printed eval
+    scores the folder's held-out test split, so it runs offline, instead of naming the Hub's stsb."""
+    from st_qwen3emb import commands
+
+    folder = tmp_path / AWKWARD / "stsb"
+    folder.mkdir(parents=True)
+    rows = "".join(f"{a}\t{b}\t{s}\n" for a, b, s in PAIRS)
+    for split in ("train", "validation", "test"):
+        (folder / f"{split}.tsv").write_text("sentence1\tsentence2\tscore\n" + rows, encoding="utf-8")
+    args = {"model": str(tiny_qwen_st), "loss_type": "infonce", "dataset": [f"{folder}:positive#40"],
+            "run_dir": str(tmp_path / "run")}
+    cmd, what = commands.evaluation(args, tiny_qwen_st)
+    words = shlex.split(cmd)
+    assert words[words.index("--dataset") + 1] == str(folder) and "test split" in what
+    parse_with_real_parser(words)
+    (tmp_path / "run").mkdir()
+    code, output = run_printed(words, capsys)
+    assert code == 0, output
+
+
+def test_push_refusal_keeps_dry_run_in_the_commands_it_prints(tmp_path):
+    from st_qwen3emb import commands
+
+    merge_and_push, with_base = commands.push_lora_hints(tmp_path / "final", "me/model", dry_run=True)
+    assert "--dry_run" in shlex.split(merge_and_push[1]) and "--dry_run" in shlex.split(with_base)
+    merge_and_push, with_base = commands.push_lora_hints(tmp_path / "final", "me/model", dry_run=False)
+    assert "--dry_run" not in merge_and_push[1] + with_base

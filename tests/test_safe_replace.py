@@ -147,3 +147,16 @@ def test_eval_outputs_overwrite_only_earlier_summaries(tmp_path, monkeypatch, ca
         write_summary([], "data.csv")
     write_summary([], "summary.json")
     write_summary([], "summary.json")  # an earlier summary is replaced
+
+
+def test_export_of_a_folder_that_is_not_a_model_is_one_line_exit_2(tmp_path, capsys):
+    """A run folder (users try it) or a source folder: the same one-line error sft and eval give, not a traceback."""
+    folder = tmp_path / "src"
+    folder.mkdir()
+    (folder / "main.py").write_text("print('hi')\n")
+    for flag in ("--model", "--adapters"):
+        capsys.readouterr()
+        assert export_main([flag, str(folder), "--output_dir", str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err
+        assert "is not a model folder" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "out").exists()

@@ -57,13 +57,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.format == "seq-cls" and args.task_type not in RERANKER_TASK_TYPES:
         parser.error("--format seq-cls is for rerankers: add --task_type generative_reranker")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    from st_qwen3emb.model import ModelLoadError
+
     try:
         out = export(
             checkpoint, args.output_dir, merge_lora=args.merge_lora, base_model=base, format=args.format,
             exist_ok=args.exist_ok, safe_serialization=args.safe_serialization, task_type=args.task_type,
             trust_remote_code=args.trust_remote_code,
         )
-    except (ExportError, LoraError, ReplaceRefused) as err:
+    except (ExportError, LoraError, ReplaceRefused, ModelLoadError) as err:  # bad input: one line, exit 2
         print(f"st-qwen3emb export: {err}", file=sys.stderr)
         return 2
     print(out)

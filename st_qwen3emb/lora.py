@@ -135,6 +135,29 @@ def add_lora(
     return model
 
 
+def load_training_adapter(model: SentenceTransformer, checkpoint: str | Path) -> None:
+    """Set the adapter ``add_lora`` put on ``model`` to the one saved in ``checkpoint`` (resuming a LoRA run).
+
+    A LoRA checkpoint holds only the adapter, so this loads those tensors into the live ``PeftModel`` (peft's
+    ``set_peft_model_state_dict``, what ``PeftModel.load_adapter`` uses) instead of a whole model's state dict.
+    """
+    from peft import PeftModel, set_peft_model_state_dict
+
+    inner = _transformer(model).model
+    if not isinstance(inner, PeftModel):
+        raise LoraError(f"{checkpoint} holds a LoRA adapter, but the model being trained has none to load it into")
+    # the checkpoint restores the adapter only: other trainable weights would silently restart from the base
+    others = [n for n, p in model.named_parameters() if p.requires_grad and ".lora_" not in n]
+    if others:
+        raise LoraError(f"cannot resume from {checkpoint}: trainable weights outside the adapter ({others[0]}) "
+                        "are not in a LoRA checkpoint")
+    saved = read_adapter_weights(checkpoint)
+    set_peft_model_state_dict(inner, saved, adapter_name=inner.active_adapter)
+    bad = adapter_mismatch(model, saved)
+    if bad:
+        raise LoraError(f"{checkpoint}: {len(bad)} adapter tensor(s) do not fit the model, e.g. {bad[0]}")
+
+
 def merge_lora(model: SentenceTransformer) -> SentenceTransformer:
     """Fold the LoRA adapter into the base weights and remove it (in place; returns the model)."""
     from peft import PeftModel

@@ -179,6 +179,33 @@ def test_resume_ends_with_the_same_weights(tiny_qwen_causal, sts_file, tmp_path)
     assert find_resume_checkpoint("last", out).parent == second
 
 
+def test_lora_resume_ends_with_the_same_adapter(tiny_qwen_causal, sts_file, tmp_path, monkeypatch):
+    from st_qwen3emb.lora import read_adapter_weights
+    from st_qwen3emb.training.trainer import SwiftTrainer
+
+    common = (
+        "--loss_type", "cosine_similarity", "--tuner_type", "lora", "--lora_rank", "4", "--lora_alpha", "8",
+        "--max_steps", "4", "--save_steps", "2", "--learning_rate", "5e-2", "--seed", "7",
+    )  # fmt: skip
+    out = tmp_path / "out"
+    assert sft_main(_flags(tiny_qwen_causal, sts_file, out, *common)) == 0
+    first = _only_run(out)
+    resume = _flags(tiny_qwen_causal, sts_file, out, *common, "--resume_from_checkpoint", str(first / "checkpoint-2"))
+    with monkeypatch.context() as patch:  # a resume that fails to load its checkpoint leaves no half run folder
+        patch.setattr(SwiftTrainer, "_load_from_checkpoint", lambda self, *a, **k: 1 / 0)
+        with pytest.raises(ZeroDivisionError):
+            sft_main(resume)
+    assert _only_run(out) == first
+    # the checkpoint holds the adapter, not a full state dict: resuming must load it into the live adapter
+    assert sft_main(resume) == 0
+    second = max(out.glob("v1-*"))
+    a, b = read_adapter_weights(first / "final"), read_adapter_weights(second / "final")
+    assert a and a.keys() == b.keys()
+    for name in a:
+        assert torch.allclose(a[name], b[name], atol=1e-5), name
+    assert not torch.allclose(a[name], read_adapter_weights(first / "checkpoint-2")[name])  # steps 3-4 trained it
+
+
 def test_sigint_saves_a_checkpoint_and_stops(tiny_qwen_causal, sts_file, tmp_path, monkeypatch):
     from st_qwen3emb.training.callbacks import SignalCallback
     from st_qwen3emb.training.run import TrainingInterrupted

@@ -137,9 +137,14 @@ def reranker_trainer_class():
     import torch
     from sentence_transformers.cross_encoder import CrossEncoderTrainer
 
-    from st_qwen3emb.training.trainer import NonFiniteLossError, StagedCheckpoints, args_without_secrets
+    from st_qwen3emb.training.trainer import (
+        AdapterCheckpoints,
+        NonFiniteLossError,
+        StagedCheckpoints,
+        args_without_secrets,
+    )
 
-    class SwiftRerankerTrainer(StagedCheckpoints, CrossEncoderTrainer):
+    class SwiftRerankerTrainer(AdapterCheckpoints, StagedCheckpoints, CrossEncoderTrainer):
 
         def _save(self, output_dir: str | None = None, state_dict=None) -> None:
             with args_without_secrets(self):  # training_args.bin never holds --hub_token

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -285,7 +286,14 @@ def run_trainer(
     with row_embedding_grad(
         model, enabled=embedding_grad == "rows", world_size=args.world_size, deepspeed=args.deepspeed
     ):
-        train_staged(trainer, run_dir, resume)  # atomic checkpoints; a full disk keeps the weights where it can
+        try:
+            train_staged(trainer, run_dir, resume)  # atomic checkpoints; a full disk keeps the weights where it can
+        except Exception:
+            if resume is not None and trainer.state.global_step == 0 and distributed.is_main_process():
+                # the resume failed before its checkpoint's state was restored: the new folder holds only args.json
+                # and the copied history, so it goes, and "last" keeps naming the checkpoint resumed from
+                shutil.rmtree(run_dir, ignore_errors=True)
+            raise
 
     best = trainer.state.best_model_checkpoint
     if best and Path(best).is_dir() and trainer.is_world_process_zero():

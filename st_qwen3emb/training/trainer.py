@@ -1,5 +1,5 @@
-"""``SentenceTransformerTrainer`` with the two behaviours it lacks: atomic checkpoints in swift's layout and a
-loud stop on a non-finite loss.
+"""``SentenceTransformerTrainer`` with the behaviours it lacks: atomic checkpoints in swift's layout, a loud stop
+on a non-finite loss, and LoRA checkpoints that resume (``AdapterCheckpoints``).
 
 transformers writes ``checkpoint-<step>`` in place, so a crash mid-save leaves a half-written folder that
 ``--resume_from_checkpoint last`` would pick up. Here the trainer saves its checkpoints as it always does, but into
@@ -86,7 +86,25 @@ def train_staged(trainer, run_dir: Path, resume: Path | None) -> None:
             shutil.rmtree(staging, ignore_errors=True)
 
 
-class SwiftTrainer(StagedCheckpoints, SentenceTransformerTrainer):
+class AdapterCheckpoints:
+    """Trainer mixin: resuming from (or loading the best) LoRA checkpoint loads its adapter into the live one.
+
+    sentence-transformers' ``_load_from_checkpoint`` (``sentence_transformers/base/trainer.py``) loads the
+    checkpoint as a whole model and copies its state dict over; a LoRA checkpoint loads with the adapter injected
+    into the layers, while the model in training wraps them in a ``PeftModel``, so no key matches.
+    """
+
+    def _load_from_checkpoint(self, checkpoint_path: str, *args, **kwargs) -> None:
+        from st_qwen3emb.lora import has_lora, is_adapter_checkpoint, load_training_adapter
+
+        model = getattr(self.model, "_orig_mod", self.model)
+        if is_adapter_checkpoint(checkpoint_path) and has_lora(model):
+            load_training_adapter(model, checkpoint_path)
+        else:
+            super()._load_from_checkpoint(checkpoint_path, *args, **kwargs)
+
+
+class SwiftTrainer(AdapterCheckpoints, StagedCheckpoints, SentenceTransformerTrainer):
     """The trainer used by ``st_qwen3emb.training.train``; see the module docstring."""
 
     run_dir: Path

@@ -301,6 +301,11 @@ def loss_environment(loss_type: str) -> dict[str, Any]:
 
         options = resolve_infonce_options()
         env.update({name: getattr(options, field) for field, name in ENV_VARIABLES.items()})
+    elif loss_type == "distill_kl":
+        from st_qwen3emb.losses.distill_kl import ENV_VARIABLES as DISTILL_ENV
+        from st_qwen3emb.losses.distill_kl import resolve_temperatures
+
+        env.update(zip(DISTILL_ENV.values(), resolve_temperatures(None, None), strict=True))
     elif loss_type in ("pointwise_reranker", "listwise_reranker"):
         from st_qwen3emb.data.reranker import MAX_NEGATIVE_ENV, MAX_POSITIVE_ENV, sample_limits
 

@@ -166,7 +166,7 @@ def test_no_cranfield_qrels_positive_is_ever_mined_as_a_negative(minilm_dir, tmp
 
 @pytest.mark.slow
 def test_mining_cranfield_112_queries_takes_under_a_minute_of_machine_time(minilm_dir):
-    """112 queries (the odd ids) x 1,400 documents. Measured as CPU seconds per core of this process, because the
+    """112 queries (the even ids) x 1,400 documents. Measured as CPU seconds per core of this process, because the
     test machine is shared: wall time there depends on the neighbours. Prints both."""
     from conftest import RETRIEVAL_DIR, require_shared
 
@@ -177,12 +177,12 @@ def test_mining_cranfield_112_queries_takes_under_a_minute_of_machine_time(minil
     folder = require_shared(RETRIEVAL_DIR / "cranfield")
     model = load_model(str(minilm_dir))
     qid_of = {json.loads(line)["text"]: int(json.loads(line)["_id"]) for line in (folder / "queries.jsonl").open()}
-    positives = {q: d for q, d in query_positives(read_records(f"{folder}:test")).items() if qid_of[q] % 2 == 1}
+    positives = {q: d for q, d in query_positives(read_records(f"{folder}:test")).items() if qid_of[q] % 2 == 0}
     wall, cpu = time.perf_counter(), time.process_time()
     rows, summary = mine(model, positives, list(load_corpus(folder).values()), verbose=False)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     per_core = cpu / max(1, min(torch.get_num_threads(), os.cpu_count() or 1))
     print(f"\nmined {summary.rows} rows for {len(positives)} queries: wall {wall:.1f} s, CPU {cpu:.1f} s, "
           f"{per_core:.1f} s per core on {torch.get_num_threads()} threads")  # fmt: skip
-    assert len(positives) >= 100 and rows
+    assert len(positives) == 112 and rows
     assert per_core < 60

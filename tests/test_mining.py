@@ -92,7 +92,8 @@ def test_cli_layouts_load_for_infonce_and_distillation(layout, minilm_dir, tmp_p
             "--num_negatives", "3", "--format", layout, "--scores"]  # fmt: skip
     assert mine_main(argv) == 0
     printed = capsys.readouterr().out
-    assert "rows written:               4" in printed and "--loss_type distill_kl" in printed
+    assert "rows written:               4" in printed
+    assert f"DISTILL_TEACHER_TEMPERATURE=0.05 st-qwen3emb sft --model {minilm_dir} --dataset {out} --loss_type distill_kl" in printed
     ds = load_dataset(str(out), loss_type="infonce")
     assert len(ds) == 4 and ds.column_names[:5] == ["anchor", "positive", "negative_1", "negative_2", "negative_3"]
     assert len(load_dataset(str(out), loss_type="distill_kl")["label"][0]) == 4

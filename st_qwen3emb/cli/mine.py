@@ -120,6 +120,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
     print("\n".join(["", *summary.lines(), f"output:                     {path}"]))
+    from st_qwen3emb.commands import command
+    from st_qwen3emb.losses.env import DISTILL_TEACHER_TEMPERATURE_ENV
+
     loss = "distill_kl" if args.scores else "infonce"
-    print(f"Next:\n  st-qwen3emb sft --model {args.model} --dataset {path} --loss_type {loss}")
+    # Without a reranker the scores are the embedder's cosines, which need a cosine-scale teacher temperature.
+    env = {DISTILL_TEACHER_TEMPERATURE_ENV: 0.05} if args.scores and not args.reranker else None
+    print(f"Next:\n  {command('sft', ['--model', args.model, '--dataset', path, '--loss_type', loss], env)}")
     return 0

@@ -135,6 +135,8 @@ def test_registry_has_every_swift_name_and_the_extras():
         "cached_infonce",
         "cosent",
         "angle",
+        "distill_kl",
+        "margin_mse",
         "pointwise_reranker",
         "listwise_reranker",
     }

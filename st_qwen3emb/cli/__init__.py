@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("st_qwen3emb.cli.eval", "evaluate models on STS or MTEB tasks"),
     "card": ("st_qwen3emb.cli.card", "write the model card (README.md) of an exported model"),
     "push": ("st_qwen3emb.cli.push", "upload an exported model folder to the Hugging Face Hub"),
+    "mine": ("st_qwen3emb.cli.mine", "mine hard negatives from a corpus into a training file"),
 }
 
 

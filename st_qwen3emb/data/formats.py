@@ -274,7 +274,7 @@ def _from_columns(raw: dict[str, Any], source: str, row: int, unit: str, typed: 
     label_field = next((f for f in LABEL_FIELDS if f in raw), None)
     fields["label"] = label_field or "label"
     label = _label(raw[label_field], label_field, typed) if label_field else None
-    return Record(anchor, positives, negatives, label, source, row, unit, fields)
+    return Record(anchor, positives, negatives, label, source, row, unit, fields, _scores(raw, typed))
 
 
 def _from_messages(raw: dict[str, Any], source: str, row: int, unit: str, typed: bool) -> Record:
@@ -283,7 +283,20 @@ def _from_messages(raw: dict[str, Any], source: str, row: int, unit: str, typed:
     positives = _message_lists(raw.get("positive_messages"), "positive_messages")
     negatives = _message_lists(raw.get("negative_messages"), "negative_messages")
     label = _label(raw["label"], "label", typed) if "label" in raw else None
-    return Record(anchor, positives, negatives, label, source, row, unit, fields)
+    return Record(anchor, positives, negatives, label, source, row, unit, fields, _scores(raw, typed))
+
+
+def _scores(raw: dict[str, Any], typed: bool) -> list[float] | None:
+    """The optional ``scores`` list (a teacher's score of the positive, then of each negative)."""
+    value = raw.get("scores")
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value:
+        raise FieldProblem("scores", f"must be a non-empty list of numbers, got {type(value).__name__}")
+    out = [_label(v, f"scores[{i}]", typed) for i, v in enumerate(value)]
+    if any(v is None for v in out):
+        raise FieldProblem("scores", "contains an empty value")
+    return out
 
 
 def _message_lists(value: Any, field_name: str) -> list[str]:

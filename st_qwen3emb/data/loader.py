@@ -105,14 +105,32 @@ def load_dataset(
         "anchor": [r.anchor for r in records],
         "positive": [r.positives[0] for r in records],
     }
-    if req.takes_negatives:
+    if req.label_kind == "teacher_scores":
+        _add_scored_negatives(columns, records, hard_negatives)
+    elif req.takes_negatives:
         k = hard_negatives if req.task == "reranker" else hard_negatives_setting(hard_negatives)
         negatives = fit_negatives(records, k, seed, source)
         for j in range(len(negatives[0]) if negatives else 0):
             columns[f"negative_{j + 1}"] = [row[j] for row in negatives]
-    if req.needs_label:
+    if req.needs_label and "label" not in columns:
         columns["label"] = [float(r.label) for r in records]
     features = datasets.Features(
         {name: datasets.Value("float64" if name == "label" else "string") for name in columns}
     )
+    if isinstance(columns.get("label", [None])[0], list):
+        features["label"] = datasets.Sequence(datasets.Value("float64"))
     return datasets.Dataset.from_dict(columns, features=features)
+
+
+def _add_scored_negatives(columns: dict[str, list], records: list[Record], hard_negatives: int | None) -> None:
+    """Negatives and their teacher scores for a distillation loss: each row keeps its first ``k`` negatives and
+    scores (``k`` = ``hard_negatives``, else the smallest count of any row). Never padded by resampling: a drawn
+    copy would need a score the teacher never gave."""
+    k = min(len(r.negatives) for r in records) if hard_negatives is None else hard_negatives
+    short = next((r for r in records if len(r.negatives) < k), None)
+    if short is not None or k < 1:
+        where = short.where("negative") if short is not None else "the data"
+        raise DatasetValidationError(f"{where}: distillation needs {max(k, 1)} negative(s) with scores per row")
+    for j in range(k):
+        columns[f"negative_{j + 1}"] = [r.negatives[j] for r in records]
+    columns["label"] = [[float(s) for s in r.scores[: 1 + k]] for r in records]

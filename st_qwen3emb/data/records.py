@@ -30,6 +30,8 @@ class Record:
     row: int
     unit: str = "row"
     fields: dict[str, str] = field(default_factory=dict)
+    # A teacher's scores of the positive then each negative (a row's ``scores`` list), for distillation losses.
+    scores: list[float] | None = None
 
     def where(self, role: str) -> str:
         """``'file.jsonl, line 3, field 'response''`` for the field that holds ``role``."""

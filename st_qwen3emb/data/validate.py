@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from .records import ProblemCollector, Record
+from .records import ProblemCollector, Record, location
 from .requirements import DataRequirements
 
 logger = logging.getLogger(__name__)
@@ -19,6 +19,7 @@ logger = logging.getLogger(__name__)
 _LABEL_KINDS = {
     "similarity": "a similarity in [0, 1] (STS scores divided by 5)",
     "binary": "0 (dissimilar) or 1 (similar)",
+    "teacher_scores": "a 'scores' list: the teacher's score of the positive, then of each negative",
 }
 
 
@@ -54,6 +55,15 @@ def validate_for_loss(records: Sequence[Record], req: DataRequirements, source: 
 
 def _check_label(rec: Record, req: DataRequirements, problems: ProblemCollector) -> None:
     kind = _LABEL_KINDS.get(req.label_kind or "", "a number")
+    if req.label_kind == "teacher_scores":
+        if rec.scores is None:
+            problems.add(f"{location(rec.source, rec.row, 'scores', rec.unit)}: missing; loss {req.loss_type!r} needs {kind} "
+                         "(write it with 'st-qwen3emb mine --scores')")
+        elif len(rec.scores) != 1 + len(rec.negatives) or not rec.negatives:
+            problems.add(f"{location(rec.source, rec.row, 'scores', rec.unit)}: {len(rec.scores)} scores for 1 positive "
+                         f"and {len(rec.negatives)} negatives; loss {req.loss_type!r} needs one score per document "
+                         "and at least one negative")
+        return
     if rec.label is None:
         problems.add(f"{rec.where('label')}: missing; loss {req.loss_type!r} needs a label: {kind}")
     elif req.label_kind == "similarity" and not 0.0 <= rec.label <= 1.0:

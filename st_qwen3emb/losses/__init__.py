@@ -15,12 +15,12 @@ import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from st_qwen3emb.losses.env import ENV_VARIABLES, LISTWISE_ENV, RERANKER_SAMPLING_ENV
+from st_qwen3emb.losses.env import DISTILL_ENV, ENV_VARIABLES, LISTWISE_ENV, RERANKER_SAMPLING_ENV
 
 if TYPE_CHECKING:
     from torch import nn
 
-LabelKind = Literal["similarity", "binary", "score"]
+LabelKind = Literal["similarity", "binary", "score", "teacher_scores"]
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,8 @@ class LossSpec:
 
     ``columns``: the text columns it needs, in order. ``negatives``: whether ``negative_1..negative_k`` columns may
     follow. ``label``: ``"similarity"`` (a float in [0, 1]), ``"binary"`` (0 or 1), ``"score"`` (a float on any
-    scale: only the order of the labels matters, as for CoSENT/AnglE) or None (no label is read; a ``label`` column
+    scale: only the order of the labels matters, as for CoSENT/AnglE), ``"teacher_scores"`` (a list of a teacher's
+    scores of the positive and each negative, for distillation) or None (no label is read; a ``label`` column
     is then ignored). ``task``: ``"embedding"`` or ``"reranker"``. ``env``: the environment variables (swift's
     names) the loss and its data sampling read; ``env_values``: ``"module:function"`` whose
     ``function(loss_type)`` gives their values in effect now (what args.json records).
@@ -67,6 +68,13 @@ _REGISTRY: dict[str, tuple[str, str, LossSpec]] = {
     "online_contrastive": ("st_qwen3emb.losses.online_contrastive", "OnlineContrastiveLoss", LossSpec(_PAIR, "binary")),
     "infonce": ("st_qwen3emb.losses.infonce", "InfoNCELoss", _INFONCE),
     "cached_infonce": ("st_qwen3emb.losses.cached_infonce", "CachedInfoNCELoss", _INFONCE),
+    "distill_kl": (
+        "st_qwen3emb.losses.distill_kl",
+        "DistillKLLoss",
+        LossSpec(_PAIR, "teacher_scores", negatives=True, env=DISTILL_ENV,
+                 env_values="st_qwen3emb.losses.distill_kl:environment"),
+    ),
+    "margin_mse": ("st_qwen3emb.losses.margin_mse", "MarginMSELoss", LossSpec(_PAIR, "teacher_scores", negatives=True)),
     "cosent": ("sentence_transformers.sentence_transformer.losses", "CoSENTLoss", LossSpec(_PAIR, "score")),
     "angle": ("sentence_transformers.sentence_transformer.losses", "AnglELoss", LossSpec(_PAIR, "score")),
     # Reranker data: a query, its positive(s) and negatives; the 1/0 labels follow from the columns.

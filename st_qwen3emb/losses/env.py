@@ -10,7 +10,8 @@ takes effect as in swift, unless the option was pinned by a keyword. ``check_var
 
 A number variable that is empty, ``none`` or ``false`` (any case) is unset: its default applies. swift's embedding
 tutorial's ``INFONCE_HARD_NEGATIVES=False`` ("do not fix the number of hard negatives") therefore works here,
-although swift itself would fail on it. A boolean variable takes the boolean words; empty is unset.
+although swift itself would fail on it. A boolean variable takes the boolean words; empty is unset. The
+``DISTILL_*`` variables are this project's own (swift has no distillation loss), read the same way.
 
 | variable | option | accepted | default |
 | --- | --- | --- | --- |
@@ -25,6 +26,8 @@ although swift itself would fail on it. A boolean variable takes the boolean wor
 | ``MAX_NEGATIVE_SAMPLES`` | reranker negatives per positive | integer >= 0 | 7 |
 | ``LISTWISE_RERANKER_TEMPERATURE`` | listwise ``temperature`` | number > 0 | 1.0 |
 | ``LISTWISE_RERANKER_MIN_GROUP_SIZE`` | listwise ``min_group_size`` | integer >= 0 | 2 |
+| ``DISTILL_TEMPERATURE`` | distill_kl ``temperature`` | number > 0 | 0.05 |
+| ``DISTILL_TEACHER_TEMPERATURE`` | distill_kl ``teacher_temperature`` | number > 0 | 1.0 |
 """
 
 from __future__ import annotations
@@ -78,6 +81,9 @@ LISTWISE_MIN_GROUP_SIZE_ENV = "LISTWISE_RERANKER_MIN_GROUP_SIZE"
 # on, and the listwise loss's options.
 RERANKER_SAMPLING_ENV = (MAX_POSITIVE_ENV, MAX_NEGATIVE_ENV)
 LISTWISE_ENV = (LISTWISE_TEMPERATURE_ENV, LISTWISE_MIN_GROUP_SIZE_ENV)
+DISTILL_TEMPERATURE_ENV = "DISTILL_TEMPERATURE"
+DISTILL_TEACHER_TEMPERATURE_ENV = "DISTILL_TEACHER_TEMPERATURE"
+DISTILL_ENV = (DISTILL_TEMPERATURE_ENV, DISTILL_TEACHER_TEMPERATURE_ENV)  # distill_kl's LossSpec.env
 UNSET_WORDS = ("", "none", "false")  # for number variables; any case
 
 
@@ -138,6 +144,8 @@ VARIABLES: dict[str, Variable] = {
         Variable(MAX_NEGATIVE_ENV, "int", 0),
         Variable(LISTWISE_TEMPERATURE_ENV, "float", 0, strict=True),
         Variable(LISTWISE_MIN_GROUP_SIZE_ENV, "int", 0),
+        Variable(DISTILL_TEMPERATURE_ENV, "float", 0, strict=True),
+        Variable(DISTILL_TEACHER_TEMPERATURE_ENV, "float", 0, strict=True),
     )
 }
 

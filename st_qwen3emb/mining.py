@@ -1,0 +1,254 @@
+"""Hard-negative mining for retrieval fine-tuning: pairs + a corpus -> rows with ``k`` mined negatives.
+
+Built on sentence-transformers' ``mine_hard_negatives`` (``sentence_transformers/util/hard_negatives.py``): it embeds
+the corpus and the queries, keeps each query's top ``range_max`` documents (faiss when installed and asked for,
+else a chunked exact search), drops false-negative suspects (``absolute_margin`` / ``relative_margin`` /
+``max_score``, on the reranker's scores when one is given) and picks ``k`` negatives (``top`` or ``random``).
+
+What is added here:
+
+- the Qwen3 protocol: queries are encoded with the model's ``query`` prompt (``Instruct: ...\\nQuery:``), documents
+  with its ``document`` prompt (none for Qwen3), exactly as ``sft`` trains them;
+- known positives are never negatives: every positive of a query (all its qrels positives for a BEIR folder, not
+  only the one in a row) is given to the miner as that query's positive, and the miner excludes all of them;
+- a reranker filter (any ``CrossEncoder``; a Qwen3-Reranker through ``load_reranker``), teacher scores for
+  distillation, the output row layouts swift 4.x / swift 3.x / sentence-transformers, and a summary.
+
+The whole corpus is one list of strings here (the upstream miner takes a list), so memory grows with the corpus
+text as well as with its embeddings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from sentence_transformers import CrossEncoder, SentenceTransformer
+
+    from st_qwen3emb.data import Record
+
+OutputFormat = Literal["swift4", "swift3", "st"]
+OUTPUT_FORMATS: tuple[str, ...] = ("swift4", "swift3", "st")
+DEFAULT_NUM_NEGATIVES = 7
+
+
+@dataclass
+class MiningSummary:
+    """What a mining run produced: rows written, rows short of ``k`` negatives, candidates dropped by each guard."""
+
+    rows: int = 0
+    queries: int = 0
+    corpus: int = 0
+    num_negatives: int = DEFAULT_NUM_NEGATIVES
+    short_rows: int = 0
+    removed: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def lines(self) -> list[str]:
+        removed = ", ".join(f"{n:,} by {name}" for name, n in self.removed.items()) or "none"
+        return [
+            f"rows written:               {self.rows:,} ({self.queries:,} queries, corpus of {self.corpus:,} documents)",
+            f"rows with < {self.num_negatives} negatives:     {self.short_rows:,}",
+            f"false negatives removed:    {removed}",
+            f"time:                       {self.seconds:.1f} s",
+        ]
+
+
+# --- inputs ------------------------------------------------------------------------------------------------------
+def query_positives(records: Iterable[Record]) -> dict[str, list[str]]:
+    """Every positive of each query text, merged over all the rows that share the query (first-seen order)."""
+    positives: dict[str, list[str]] = {}
+    for record in records:
+        known = positives.setdefault(record.anchor, [])
+        known.extend(p for p in record.positives if p not in known)
+    return {query: docs for query, docs in positives.items() if docs}
+
+
+def read_corpus(path: str | Path) -> list[str]:
+    """Corpus texts from a BEIR folder or its ``corpus.jsonl`` (``title + " " + text``), a JSONL file with a
+    ``text`` field, or a plain text file (one document per line)."""
+    from st_qwen3emb.data.records import DatasetValidationError
+    from st_qwen3emb.data.retrieval import document_text, is_retrieval_folder, load_corpus
+
+    path = Path(path)
+    if is_retrieval_folder(path):
+        return list(load_corpus(path).values())
+    if not path.is_file():
+        raise DatasetValidationError(f"--corpus {path}: no such file (a BEIR folder, corpus.jsonl, .jsonl or .txt)")
+    if path.suffix.lower() in (".jsonl", ".json"):
+        from st_qwen3emb.data.formats import json_lines
+
+        texts = []
+        for number, row, error in json_lines(path.read_text(encoding="utf-8").splitlines()):
+            if error is not None or not (text := document_text(row)):
+                raise DatasetValidationError(f"{path}, line {number}: {error or 'no title or text field'}")
+            texts.append(text)
+        return texts
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def default_corpus(spec: str | Sequence[str]) -> list[str] | None:
+    """The BEIR folder's own corpus when the (first) dataset spec is one, else None (the pairs' positives)."""
+    from st_qwen3emb.data import parse_dataset_spec
+    from st_qwen3emb.data.retrieval import is_retrieval_folder, load_corpus
+
+    first = spec if isinstance(spec, str) else spec[0]
+    parsed = parse_dataset_spec(str(first))
+    if parsed.is_local and is_retrieval_folder(parsed.name):
+        return list(load_corpus(parsed.name).values())
+    return None
+
+
+# --- mining ------------------------------------------------------------------------------------------------------
+_SKIPPED = re.compile(r"Skipped ([\d,]+) potential negatives .* due to the (\w+)")
+
+
+class _Tee(io.TextIOBase):
+    """Shows the upstream miner's report and keeps a copy: it prints its skip counts instead of returning them."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream, self.copy = stream, io.StringIO()
+
+    def write(self, text: str) -> int:
+        self.copy.write(text)
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def mine(
+    model: SentenceTransformer,
+    positives: dict[str, list[str]],
+    corpus: Sequence[str] | None = None,
+    *,
+    num_negatives: int = DEFAULT_NUM_NEGATIVES,
+    range_min: int = 0,
+    range_max: int | None = None,
+    absolute_margin: float | None = None,
+    relative_margin: float | None = None,
+    max_score: float | None = None,
+    sampling_strategy: Literal["top", "random"] = "top",
+    reranker: CrossEncoder | None = None,
+    batch_size: int = 32,
+    use_faiss: bool | None = None,
+    verbose: bool = True,
+) -> tuple[list[dict[str, Any]], MiningSummary]:
+    """Mine ``num_negatives`` negatives per (query, positive) pair.
+
+    Returns rows ``{"query", "positive", "negatives": [...], "scores": [positive, negatives...]}`` (hardest first;
+    fewer than ``num_negatives`` when the guards left too few candidates) and a summary. Scores are the reranker's
+    when it rescored the candidates, else the embedder's cosine. ``use_faiss`` None means "when faiss imports".
+    ``reranker`` with ``max_score`` drops candidates it scores above ``max_score`` (likely false negatives).
+    """
+    import time
+
+    from datasets import Dataset
+    from sentence_transformers.util import mine_hard_negatives
+
+    if reranker is not None and absolute_margin is None and relative_margin is None and max_score is None:
+        raise ValueError(
+            "a reranker only filters with a threshold: give max_score (drop candidates the reranker scores above it) "
+            "or absolute_margin / relative_margin (relative to the reranker's score of the positive)"
+        )
+    if use_faiss is None:
+        import importlib.util
+
+        use_faiss = importlib.util.find_spec("faiss") is not None
+    start = time.perf_counter()
+    pairs = [(query, doc) for query, docs in positives.items() for doc in docs]
+    dataset = Dataset.from_dict({"query": [q for q, _ in pairs], "positive": [d for _, d in pairs]})
+    prompts = dict(getattr(model, "prompts", {}) or {})
+    tee = _Tee(sys.stdout)
+    with contextlib.redirect_stdout(tee if verbose else io.StringIO()) as out:
+        mined = mine_hard_negatives(
+            dataset, model, anchor_column_name="query", positive_column_name="positive",
+            corpus=list(corpus) if corpus is not None else None, cross_encoder=reranker, range_min=range_min,
+            range_max=range_max, max_score=max_score, absolute_margin=absolute_margin, relative_margin=relative_margin,
+            num_negatives=num_negatives, sampling_strategy=sampling_strategy, query_prompt=prompts.get("query") or None,
+            corpus_prompt=prompts.get("document") or None, output_format="labeled-list", output_scores=True,
+            batch_size=batch_size, use_faiss=use_faiss, verbose=True,
+        )  # fmt: skip
+    report = tee.copy.getvalue() if verbose else out.getvalue()
+    rows = _rows(mined, positives)
+    found = {(r["query"], r["positive"]) for r in rows}
+    # Pairs whose every candidate was filtered out are absent from the upstream result: keep them, negative-less.
+    rows += [{"query": q, "positive": d, "negatives": [], "scores": []} for q, d in pairs if (q, d) not in found]
+    summary = MiningSummary(
+        rows=len(rows), queries=len(positives), corpus=len(set(corpus or []) | {d for _, d in pairs}),
+        num_negatives=num_negatives, short_rows=sum(len(r["negatives"]) < num_negatives for r in rows),
+        removed={name: int(n.replace(",", "")) for n, name in _SKIPPED.findall(report)},
+        seconds=time.perf_counter() - start,
+    )  # fmt: skip
+    return rows, summary
+
+
+def _rows(mined: Any, positives: dict[str, list[str]]) -> list[dict[str, Any]]:
+    rows = []
+    for query, docs, scores in zip(mined["query"], mined["positive"], mined["scores"], strict=True):
+        positive, negatives = docs[0], list(docs[1:])
+        known = set(positives.get(query, ()))
+        # The upstream miner already excludes every positive of the query; this guard keeps that promise even if
+        # its matching ever changes (e.g. a positive reached through a duplicate corpus text).
+        keep = [i for i, doc in enumerate(negatives) if doc not in known]
+        rows.append(
+            {
+                "query": query,
+                "positive": positive,
+                "negatives": [negatives[i] for i in keep],
+                "scores": [float(scores[0])] + [float(scores[1 + i]) for i in keep],
+            }
+        )
+    return rows
+
+
+# --- output ------------------------------------------------------------------------------------------------------
+def format_row(row: dict[str, Any], output_format: OutputFormat, *, with_scores: bool) -> dict[str, Any]:
+    """A mined row in swift 4.x (``messages``), swift 3.x (``query/response/rejected_response``) or
+    sentence-transformers (``anchor/positive/negative_1..k``) layout; the texts are raw (``sft`` adds prompts)."""
+    query, positive, negatives = row["query"], row["positive"], row["negatives"]
+    if output_format == "swift4":
+        out: dict[str, Any] = {
+            "messages": [{"role": "user", "content": query}],
+            "positive_messages": [[{"role": "user", "content": positive}]],
+            "negative_messages": [[{"role": "user", "content": n}] for n in negatives],
+        }
+    elif output_format == "swift3":
+        out = {"query": query, "response": positive, "rejected_response": list(negatives)}
+    elif output_format == "st":
+        out = {"anchor": query, "positive": positive, **{f"negative_{i}": n for i, n in enumerate(negatives, 1)}}
+    else:
+        raise ValueError(f"unknown output format {output_format!r}; choose one of {', '.join(OUTPUT_FORMATS)}")
+    if with_scores:
+        out["scores"] = row["scores"]
+    return out
+
+
+def write_jsonl(rows: Iterable[dict[str, Any]], path: str | Path, *, overwrite: bool = False) -> Path:
+    """Write JSON lines to ``path`` through a temporary file in the same folder, renamed into place at the end, so
+    an interrupted run leaves no half file; an existing ``path`` is refused unless ``overwrite``."""
+    import os
+    import tempfile
+
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            for row in rows:
+                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

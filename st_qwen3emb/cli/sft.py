@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -88,7 +87,7 @@ def closing_summary(run_dir, config) -> list[str]:
     """The lines printed when a run ends: where it is, the eval score before and after, the next commands."""
     from st_qwen3emb import commands
     from st_qwen3emb.config import RERANKER_TASK_TYPES
-    from st_qwen3emb.runs import ARGS_FILE
+    from st_qwen3emb.runs import RunRecordError, read_run_args
     from st_qwen3emb.training.history import closing_scores
 
     final = run_dir / "final"
@@ -101,7 +100,7 @@ def closing_summary(run_dir, config) -> list[str]:
     loader = "CrossEncoder" if config.task_type in RERANKER_TASK_TYPES else "SentenceTransformer"
     lines.append(f"Model:      {final}  (loads with {loader}({str(final)!r}))")
     try:
-        args = json.loads((run_dir / ARGS_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        args = read_run_args(run_dir) or config.to_args_json()
+    except (OSError, RunRecordError):
         args = config.to_args_json()
     return lines + ["Next:", *commands.format_steps(commands.after_training(args, final))]

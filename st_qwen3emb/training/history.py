@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from st_qwen3emb.runs import ARGS_FILE, LOG_FILE, atomic_dir, checkpoint_step
+from st_qwen3emb.runs import LOG_FILE, RunRecordError, atomic_dir, checkpoint_step, read_run_args
 
 # args.json key of the metric that picks best-checkpoint (a record, not a flag: a dict, so no command repeats it)
 EVAL_METRIC_KEY = "eval_metric"
@@ -91,8 +91,8 @@ def score_change(records: Sequence[Mapping[str, Any]], metric: str) -> tuple[flo
 def closing_scores(run_dir: Path) -> str | None:
     """The closing summary's score line: the eval metric before training and at the end, on the run's eval data."""
     try:
-        args = json.loads((run_dir / ARGS_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        args = read_run_args(run_dir) or {}
+    except (OSError, RunRecordError):
         return None
     metric = (args.get(EVAL_METRIC_KEY) or {}).get("name")
     if not metric:

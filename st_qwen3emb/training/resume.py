@@ -7,7 +7,6 @@ unset now. Which checkpoint is named, and whether it is complete, is ``run_dir.f
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import MutableMapping
 from pathlib import Path
@@ -22,19 +21,18 @@ from st_qwen3emb.config import (
     override_flags,
     parse_args,
 )
-from st_qwen3emb.runs import ARGS_FILE, find_resume_checkpoint
+from st_qwen3emb.runs import ARGS_FILE, RunRecordError, find_resume_checkpoint, read_run_args
 
 
 def recorded_args(checkpoint: Path) -> tuple[Path, dict[str, Any]] | None:
     """The args.json a checkpoint was trained with: its own copy, else its run folder's."""
-    for path in (checkpoint / ARGS_FILE, checkpoint.parent / ARGS_FILE):
-        if path.is_file():
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as err:
-                raise ConfigError(f"--resume_from_checkpoint: cannot read {path}: {err}") from None
-            if isinstance(data, dict):
-                return path, data
+    for folder in (checkpoint, checkpoint.parent):
+        try:
+            data = read_run_args(folder)
+        except (OSError, RunRecordError) as err:
+            raise ConfigError(f"--resume_from_checkpoint: cannot read {folder / ARGS_FILE}: {err}") from None
+        if data is not None:
+            return folder / ARGS_FILE, data
     return None
 
 

@@ -7,7 +7,6 @@ args.json) and ``run_trainer`` (callbacks, the training loop, ``best-checkpoint`
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from collections.abc import Callable
@@ -22,10 +21,12 @@ from st_qwen3emb.runs import (
     ARGS_FILE,
     BEST_LINK,
     FINAL_DIR,
+    RunRecordError,
     check_output_dir,
     find_resume_checkpoint,
     new_run_dir,
     point_link,
+    read_run_args,
     remove_stale_run_scratch,
     write_json_atomic,
 )
@@ -43,8 +44,10 @@ class TrainingInterrupted(RuntimeError):
 
         self.run_dir, self.checkpoint, self.signum = run_dir, checkpoint, signum
         try:
-            args = json.loads((run_dir / ARGS_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            args = read_run_args(run_dir)
+        except (OSError, RunRecordError):
+            args = None
+        if args is None:
             args = {"output_dir": str(run_dir.parent)}  # resuming restores the flags from the checkpoint's args.json
         if checkpoint:
             self.command = commands.sft_command(args, resume_from=checkpoint)

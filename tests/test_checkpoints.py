@@ -16,6 +16,7 @@ from collections import namedtuple
 from pathlib import Path
 
 import pytest
+from test_training import PAIRS
 
 from st_qwen3emb.checkpoint_marker import COMPLETE_MARKER, IncompleteCheckpoint, check_checkpoint
 from st_qwen3emb.cli.sft import main as sft_main
@@ -23,16 +24,7 @@ from st_qwen3emb.config import parse_args
 from st_qwen3emb.runs import find_resume_checkpoint
 from st_qwen3emb.scratch import host_name, parse_scratch, remove_stale_scratch
 
-ROWS = [
-    ("A man is playing a guitar.", "A person plays guitar.", 0.84),
-    ("A dog runs in the park.", "A cat sleeps on the sofa.", 0.1),
-    ("Kids are playing football.", "Children play soccer.", 0.92),
-    ("The stock market fell today.", "Shares dropped sharply.", 0.76),
-    ("She is cooking dinner.", "A woman prepares a meal.", 0.8),
-    ("A plane is taking off.", "An airplane departs.", 0.96),
-    ("The sun is bright.", "It is raining heavily.", 0.08),
-    ("He reads a book.", "A man is reading.", 0.78),
-]
+ROWS = [(a, b, round(score / 5, 2)) for a, b, score in PAIRS]  # the training tests' pairs, labels in [0, 1]
 STATE_FILES = ("model.safetensors", "optimizer.pt", "scheduler.pt", "trainer_state.json")
 
 

@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from st_qwen3emb.checkpoint_marker import TRAINER_STATE, IncompleteCheckpoint, check_checkpoint
 from st_qwen3emb.scratch import make_scratch_dir, remove_stale_scratch, scratch_path
@@ -192,6 +192,36 @@ def find_resume_checkpoint(spec: str, output_dir: str | Path, *, say: Callable[[
     return path
 
 
+class RunRecord(TypedDict, total=False):
+    """``args.json``: every flag of the run under its swift name (``RunConfig.to_args_json``; the keys below are the
+    ones read back) plus what the run resolved. ``training.run.start_run`` writes it; resume, the closing summary, the
+    card and export read it through ``read_run_args`` only."""
+
+    model: str
+    model_type: str | None
+    task_type: str
+    train_type: str
+    loss_type: str
+    dataset: list[str]
+    val_dataset: list[str]
+    eval_sts: list[str]
+    eval_retrieval: list[str]
+    output_dir: str
+    learning_rate: float  # resolved (swift's default per train_type when not given)
+    eval_strategy: str
+    eval_steps: int | None
+    max_length: int  # the model's max_seq_length
+    resume_from_checkpoint: str | None
+    train_rows: int
+    eval_rows: int
+    prompts: dict[str, str]  # per dataset column, during training and evaluation
+    saved_prompts: dict[str, str]  # the prompts saved with the model
+    env: dict[str, Any]  # the swift environment variables the loss read, with their values in effect
+    eval_metric: dict[str, Any]  # {"name": the logged metric that picks best-checkpoint, "greater_is_better": bool}
+    run_dir: str
+    st_qwen3emb_version: str
+
+
 class RunRecordError(ValueError):
     """A run's ``args.json`` that cannot be read; the message names the file."""
 
@@ -206,7 +236,7 @@ def find_run_dir(model_dir: Path) -> Path | None:
     return None
 
 
-def read_run_args(folder: Path) -> dict[str, Any] | None:
+def read_run_args(folder: Path) -> RunRecord | None:
     """The ``args.json`` record in ``folder`` (a run folder), or None when it has none."""
     path = Path(folder) / ARGS_FILE
     try:
@@ -217,4 +247,4 @@ def read_run_args(folder: Path) -> dict[str, Any] | None:
         raise RunRecordError(f"{path} is not valid JSON: {err}") from err
     if not isinstance(record, dict):
         raise RunRecordError(f"{path}: missing or not a JSON object (training run layout)")
-    return record
+    return cast(RunRecord, record)

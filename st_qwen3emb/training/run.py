@@ -21,6 +21,7 @@ from st_qwen3emb.runs import (
     ARGS_FILE,
     BEST_LINK,
     FINAL_DIR,
+    RunRecord,
     RunRecordError,
     check_output_dir,
     find_resume_checkpoint,
@@ -187,7 +188,7 @@ def start_run(
             run_dir.rmdir()
         raise
     strategy = str(getattr(args.eval_strategy, "value", args.eval_strategy))
-    resolved = {
+    resolved: RunRecord = {  # type: ignore[typeddict-item]  (plus every flag by its swift name)
         **config.to_args_json(),
         "model_type": model_type,
         "learning_rate": args.learning_rate,

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from st_qwen3emb.cli.mine import main as mine_main
-from st_qwen3emb.mining import format_row, mine, query_positives
+from st_qwen3emb.mining import corpus_file, format_row, mine, mine_corpus, query_positives
 
 DOCS = [
     "Cats are small domestic felines that like to sleep.",
@@ -126,13 +126,14 @@ def test_format_row_layouts():
     assert swift4["negative_messages"][1] == [{"role": "user", "content": "n2"}] and swift4["scores"] == [0.9, 0.5, 0.1]
 
 
-# --- Cranfield: the whole output, and the time it takes ------------------------------------------------------
+# --- Cranfield: the whole output ---------------------------------------------------------------------------
 CRANFIELD = "../shared/data/retrieval/cranfield"
 
 
 @pytest.mark.slow
 def test_no_cranfield_qrels_positive_is_ever_mined_as_a_negative(minilm_dir, tmp_path):
-    """All 225 queries, 20 negatives each, every qrels positive (score > 0) checked by document id."""
+    """All 225 queries, 20 negatives each, every qrels positive (score > 0) checked by document id; the corpus is
+    mined in chunks of 700 (``mining.streaming``), so both stages are covered."""
     from conftest import RETRIEVAL_DIR, require_shared
 
     from st_qwen3emb import load_model
@@ -143,7 +144,7 @@ def test_no_cranfield_qrels_positive_is_ever_mined_as_a_negative(minilm_dir, tmp
     model = load_model(str(minilm_dir), max_seq_length=32)  # short inputs keep CI cheap; the exclusion is the point
     positives = query_positives(read_records(f"{folder}:test"))
     corpus = load_corpus(folder)
-    rows, _ = mine(model, positives, list(corpus.values()), num_negatives=20, verbose=False)
+    rows, _ = mine_corpus(model, positives, corpus_file(folder), chunk_size=700, num_negatives=20, verbose=False)
     ids_of: dict[str, set[str]] = {}
     for doc_id, text in corpus.items():
         ids_of.setdefault(text, set()).add(doc_id)

@@ -41,17 +41,18 @@ def mine_file(
     with scores); prints the miner's summary."""
     from st_qwen3emb.cli.mine import load_any_reranker
     from st_qwen3emb.data import read_records
-    from st_qwen3emb.mining import format_row, mine, query_positives, read_corpus, write_jsonl
+    from st_qwen3emb.mining import corpus_file, query_positives, write_mined
     from st_qwen3emb.model import load_model
 
     embedder = load_model(str(model), max_seq_length=max_length)
     teacher = load_any_reranker(reranker, max_length=max_length) if reranker else None
     positives = query_positives(read_records(f"{folder}:{split}"))
-    rows, summary = mine(
-        embedder, positives, read_corpus(folder), num_negatives=num_negatives, reranker=teacher, max_score=max_score
-    )
+    path, summary = write_mined(
+        embedder, positives, corpus_file(folder), output, with_scores=True, overwrite=True,
+        num_negatives=num_negatives, reranker=teacher, max_score=max_score,
+    )  # fmt: skip
     print("\n".join(summary.lines()), flush=True)
-    return write_jsonl((format_row(r, "swift4", with_scores=True) for r in rows), output, overwrite=True)
+    return path
 
 
 def train(model: str, data: Path, output_dir: Path, loss_type: str, extra: list[str]) -> Path:

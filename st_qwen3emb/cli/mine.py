@@ -2,7 +2,8 @@
 
 Bad flags or data exit 2 with one line before any model loads; the output is written to a temporary file and
 renamed into place, and an existing file is only replaced with ``--overwrite``. The models are loaded here (the
-reranker through ``st_qwen3emb.reranker`` for a Qwen3 model) and handed to ``st_qwen3emb.mining.mine``.
+reranker through ``st_qwen3emb.reranker`` for a Qwen3 model) and handed to ``st_qwen3emb.mining.write_mined``: a corpus
+larger than ``--chunk_size`` is mined in chunks, and an interrupted run resumes when the same command is run again.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ PROG = "st-qwen3emb mine"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from st_qwen3emb.mining import DEFAULT_NUM_NEGATIVES, OUTPUT_FORMATS
+    from st_qwen3emb.mining import DEFAULT_CHUNK_SIZE, DEFAULT_NUM_NEGATIVES, OUTPUT_FORMATS
 
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -40,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--reranker", help="a CrossEncoder (or Qwen3-Reranker) that rescores candidates for the guards above")
     add("--scores", action="store_true", help="write each row's scores (positive first) for distill_kl/margin_mse")
     add("--batch_size", type=int, default=32)
+    add("--chunk_size", type=int, default=DEFAULT_CHUNK_SIZE, help="corpus documents in memory at once; a larger "
+        "corpus is mined in chunks and the run resumes after an interruption (default %(default)s)")
     add("--max_length", type=int, default=None, help="truncation length of the model (tokens)")
     add("--split", default="train", help="split for Hub datasets / BEIR folders without ':split' (default train)")
     add("--use_faiss", choices=("auto", "true", "false"), default="auto", help="faiss search (auto: when installed)")
@@ -53,6 +56,8 @@ def _check(args: argparse.Namespace) -> None:
         raise ValueError(f"--num_negatives must be >= 1, got {args.num_negatives}")
     if args.batch_size < 1:
         raise ValueError(f"--batch_size must be >= 1, got {args.batch_size}")
+    if args.chunk_size < 1:
+        raise ValueError(f"--chunk_size must be >= 1, got {args.chunk_size}")
     if args.range_max is not None and args.range_max <= args.range_min:
         raise ValueError(f"--range_max ({args.range_max}) must be larger than --range_min ({args.range_min})")
     if args.reranker and args.max_score is None and args.absolute_margin is None and args.relative_margin is None:
@@ -86,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     from st_qwen3emb.data import DatasetValidationError, read_records
-    from st_qwen3emb.mining import default_corpus, format_row, mine, query_positives, read_corpus, write_jsonl
+    from st_qwen3emb.mining import corpus_file, default_corpus, query_positives, write_mined
     from st_qwen3emb.model import ModelLoadError
 
     try:
@@ -94,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
         positives = query_positives(read_records(args.dataset, split=args.split))
         if not positives:
             raise DatasetValidationError(f"{' '.join(args.dataset)}: no row has a query and a positive")
-        corpus = read_corpus(args.corpus) if args.corpus else default_corpus(args.dataset)
+        corpus = corpus_file(args.corpus) if args.corpus else default_corpus(args.dataset)
+        if corpus is not None:
+            corpus.check()
         from st_qwen3emb.model import load_model
 
         model = load_model(args.model, max_seq_length=args.max_length, trust_remote_code=args.trust_remote_code)
@@ -106,19 +113,20 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, DatasetValidationError, ModelLoadError, OSError) as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
-    rows, summary = mine(
-        model, positives, corpus, num_negatives=args.num_negatives, range_min=args.range_min,
-        range_max=args.range_max, absolute_margin=args.absolute_margin, relative_margin=args.relative_margin,
-        max_score=args.max_score, sampling_strategy=args.sampling_strategy, reranker=reranker,
-        batch_size=args.batch_size, use_faiss={"auto": None, "true": True, "false": False}[args.use_faiss],
-    )  # fmt: skip
     try:
-        path = write_jsonl(
-            (format_row(r, args.format, with_scores=args.scores) for r in rows), args.output, overwrite=args.overwrite
-        )
-    except FileExistsError as err:
+        path, summary = write_mined(
+            model, positives, corpus, args.output, output_format=args.format, with_scores=args.scores,
+            overwrite=args.overwrite, chunk_size=args.chunk_size, num_negatives=args.num_negatives,
+            range_min=args.range_min, range_max=args.range_max, absolute_margin=args.absolute_margin,
+            relative_margin=args.relative_margin, max_score=args.max_score, sampling_strategy=args.sampling_strategy,
+            reranker=reranker, batch_size=args.batch_size,
+            use_faiss={"auto": None, "true": True, "false": False}[args.use_faiss],
+        )  # fmt: skip
+    except (FileExistsError, DatasetValidationError) as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return 130
     print("\n".join(["", *summary.lines(), f"output:                     {path}"]))
     from st_qwen3emb.commands import command
     from st_qwen3emb.losses.env import DISTILL_TEACHER_TEMPERATURE_ENV

@@ -39,8 +39,11 @@ def _read_jsonl_by_id(path: Path) -> dict[str, dict]:
 
 
 def document_text(doc: dict) -> str:
-    """A BEIR document as embedded: ``title + " " + text`` (either may be absent)."""
-    return " ".join(part.strip() for part in (doc.get("title") or "", doc.get("text") or "") if part.strip())
+    """A BEIR document as embedded: ``title + " " + text`` (either may be absent; a number counts as its digits,
+    anything else that is not a string as absent)."""
+    parts = (doc.get("title"), doc.get("text"))
+    texts = (str(part).strip() for part in parts if isinstance(part, (str, int, float)) and not isinstance(part, bool))
+    return " ".join(text for text in texts if text)
 
 
 def load_corpus(folder: str | Path) -> dict[str, str]:

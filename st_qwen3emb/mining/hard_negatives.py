@@ -1,4 +1,4 @@
-"""Hard-negative mining for retrieval fine-tuning: pairs + a corpus -> rows with ``k`` mined negatives.
+"""Hard-negative mining over a corpus held in memory: pairs + a corpus -> rows with ``k`` mined negatives.
 
 Built on sentence-transformers' ``mine_hard_negatives`` (``sentence_transformers/util/hard_negatives.py``): it embeds
 the corpus and the queries, keeps each query's top ``range_max`` documents (faiss when installed and asked for,
@@ -12,22 +12,20 @@ What is added here:
 - known positives are never negatives: every positive of a query (all its qrels positives for a BEIR folder, not
   only the one in a row) is given to the miner as that query's positive, and the miner excludes all of them;
 - a reranker filter (any ``CrossEncoder``; a Qwen3-Reranker through ``load_reranker``), teacher scores for
-  distillation, the output row layouts swift 4.x / swift 3.x / sentence-transformers, and a summary.
+  distillation, and a summary.
 
-The whole corpus is one list of strings here (the upstream miner takes a list), so memory grows with the corpus
-text as well as with its embeddings.
+The upstream miner takes the corpus as one list of strings; ``mining.streaming`` calls this on one bounded chunk of
+candidates at a time for corpora larger than that.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-import json
 import re
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
@@ -35,8 +33,6 @@ if TYPE_CHECKING:
 
     from st_qwen3emb.data import Record
 
-OutputFormat = Literal["swift4", "swift3", "st"]
-OUTPUT_FORMATS: tuple[str, ...] = ("swift4", "swift3", "st")
 DEFAULT_NUM_NEGATIVES = 7
 
 
@@ -51,6 +47,14 @@ class MiningSummary:
     short_rows: int = 0
     removed: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+
+    def add(self, other: MiningSummary) -> None:
+        """Count ``other`` (the next group of queries of the same run) into this summary."""
+        self.rows += other.rows
+        self.queries += other.queries
+        self.short_rows += other.short_rows
+        for name, n in other.removed.items():
+            self.removed[name] = self.removed.get(name, 0) + n
 
     def lines(self) -> list[str]:
         removed = ", ".join(f"{n:,} by {name}" for name, n in self.removed.items()) or "none"
@@ -70,41 +74,6 @@ def query_positives(records: Iterable[Record]) -> dict[str, list[str]]:
         known = positives.setdefault(record.anchor, [])
         known.extend(p for p in record.positives if p not in known)
     return {query: docs for query, docs in positives.items() if docs}
-
-
-def read_corpus(path: str | Path) -> list[str]:
-    """Corpus texts from a BEIR folder or its ``corpus.jsonl`` (``title + " " + text``), a JSONL file with a
-    ``text`` field, or a plain text file (one document per line)."""
-    from st_qwen3emb.data.records import DatasetValidationError
-    from st_qwen3emb.data.retrieval import document_text, is_retrieval_folder, load_corpus
-
-    path = Path(path)
-    if is_retrieval_folder(path):
-        return list(load_corpus(path).values())
-    if not path.is_file():
-        raise DatasetValidationError(f"--corpus {path}: no such file (a BEIR folder, corpus.jsonl, .jsonl or .txt)")
-    if path.suffix.lower() in (".jsonl", ".json"):
-        from st_qwen3emb.data.formats import json_lines
-
-        texts = []
-        for number, row, error in json_lines(path.read_text(encoding="utf-8").splitlines()):
-            if error is not None or not (text := document_text(row)):
-                raise DatasetValidationError(f"{path}, line {number}: {error or 'no title or text field'}")
-            texts.append(text)
-        return texts
-    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def default_corpus(spec: str | Sequence[str]) -> list[str] | None:
-    """The BEIR folder's own corpus when the (first) dataset spec is one, else None (the pairs' positives)."""
-    from st_qwen3emb.data import parse_dataset_spec
-    from st_qwen3emb.data.retrieval import is_retrieval_folder, load_corpus
-
-    first = spec if isinstance(spec, str) else spec[0]
-    parsed = parse_dataset_spec(str(first))
-    if parsed.is_local and is_retrieval_folder(parsed.name):
-        return list(load_corpus(parsed.name).values())
-    return None
 
 
 # --- mining ------------------------------------------------------------------------------------------------------
@@ -208,47 +177,3 @@ def _rows(mined: Any, positives: dict[str, list[str]]) -> list[dict[str, Any]]:
             }
         )
     return rows
-
-
-# --- output ------------------------------------------------------------------------------------------------------
-def format_row(row: dict[str, Any], output_format: OutputFormat, *, with_scores: bool) -> dict[str, Any]:
-    """A mined row in swift 4.x (``messages``), swift 3.x (``query/response/rejected_response``) or
-    sentence-transformers (``anchor/positive/negative_1..k``) layout; the texts are raw (``sft`` adds prompts)."""
-    query, positive, negatives = row["query"], row["positive"], row["negatives"]
-    if output_format == "swift4":
-        out: dict[str, Any] = {
-            "messages": [{"role": "user", "content": query}],
-            "positive_messages": [[{"role": "user", "content": positive}]],
-            "negative_messages": [[{"role": "user", "content": n}] for n in negatives],
-        }
-    elif output_format == "swift3":
-        out = {"query": query, "response": positive, "rejected_response": list(negatives)}
-    elif output_format == "st":
-        out = {"anchor": query, "positive": positive, **{f"negative_{i}": n for i, n in enumerate(negatives, 1)}}
-    else:
-        raise ValueError(f"unknown output format {output_format!r}; choose one of {', '.join(OUTPUT_FORMATS)}")
-    if with_scores:
-        out["scores"] = row["scores"]
-    return out
-
-
-def write_jsonl(rows: Iterable[dict[str, Any]], path: str | Path, *, overwrite: bool = False) -> Path:
-    """Write JSON lines to ``path`` through a temporary file in the same folder, renamed into place at the end, so
-    an interrupted run leaves no half file; an existing ``path`` is refused unless ``overwrite``."""
-    import os
-    import tempfile
-
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for row in rows:
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path

@@ -9,9 +9,11 @@ Cranfield (``../shared/data/retrieval/cranfield``) -> nDCG@10 (graded qrels, mte
   distill_kl on the mined file's scores (teacher: the base model's cosines; no reranker is available offline).
   The three trained rows use the same (query, positive) rows, steps, batch and learning rate; in-batch only just
   drops the negative columns (INFONCE_HARD_NEGATIVES=0).
+STS-B, longer training (``STS_TUNED``): the settings that reach 0.86, past the shared one-epoch budget.
 
     python benchmarks/loss_choice.py                       # everything, results/loss_choice.json
-    python benchmarks/loss_choice.py --only cranfield      # or sts; --sts_epochs / --cranfield_steps budget
+    python benchmarks/loss_choice.py --only cranfield      # or sts, sts_tuned; --sts_epochs / --cranfield_steps budget
+    python benchmarks/loss_choice.py --table               # the README tables from the saved results
 """
 
 from __future__ import annotations
@@ -139,6 +141,31 @@ def run_sts(work: Path, epochs: str, results: dict) -> None:
         save(results)
 
 
+# Settings past the shared budget: longer training to reach STS-B test >= 0.86 (issue 16's bar), and a smaller
+# learning rate for the two losses whose logits are scaled by 20 (cosent, angle).
+STS_TUNED: list[tuple[str, str, list[str]]] = [
+    ("cosine_similarity, 4 epochs", "cosine_similarity", ["--num_train_epochs", "4", "--per_device_train_batch_size",
+                                                          "16", "--learning_rate", "2e-5", "--warmup_ratio", "0.1"]),
+    ("cosent, lr 5e-6", "cosent", ["--num_train_epochs", "1", "--per_device_train_batch_size", "16",
+                                   "--learning_rate", "5e-6", "--warmup_ratio", "0.1"]),
+    ("angle, lr 5e-6", "angle", ["--num_train_epochs", "1", "--per_device_train_batch_size", "16",
+                                 "--learning_rate", "5e-6", "--warmup_ratio", "0.1"]),
+]  # fmt: skip
+
+
+def run_sts_tuned(work: Path, results: dict) -> None:
+    table = results.setdefault("sts_tuned", {"metric": "STS-B test Spearman (cosine)", "rows": {}})
+    for name, loss, budget in STS_TUNED:
+        if name in table["rows"]:
+            continue
+        start = time.time()
+        final = train(str(STSB / "train.tsv"), loss, work / f"tuned_{loss}", budget)
+        table["rows"][name] = {"data": "all pairs, score/5", "budget": " ".join(budget),
+                               "spearman": sts_test_spearman(str(final)), "seconds": round(time.time() - start)}  # fmt: skip
+        print(name, table["rows"][name], flush=True)
+        save(results)
+
+
 def run_cranfield(work: Path, steps: str, results: dict) -> None:
     from train_retrieval import evaluate_retrieval, mine_file
 
@@ -181,6 +208,11 @@ def markdown(results: dict) -> str:
         lines += ["| STS-B rows | training data | STS-B test Spearman | seconds |", "| --- | --- | ---: | ---: |"]
         lines += [f"| `{name}` | {row['data']} | {row['spearman']:.4f} | {row['seconds']} |" for name, row in sts.items()]
         lines.append("")
+    tuned = results.get("sts_tuned", {}).get("rows", {})
+    if tuned:
+        lines += ["| STS-B, longer training | flags | STS-B test Spearman | seconds |", "| --- | --- | ---: | ---: |"]
+        lines += [f"| {name} | `{row['budget']}` | {row['spearman']:.4f} | {row['seconds']} |" for name, row in tuned.items()]
+        lines.append("")
     cran = results.get("cranfield", {}).get("rows", {})
     if cran:
         lines += ["| Cranfield rows | nDCG@10 | MRR@10 | Recall@100 |", "| --- | ---: | ---: | ---: |"]
@@ -200,7 +232,7 @@ def save(results: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     global RESULTS
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=("sts", "cranfield"))
+    parser.add_argument("--only", choices=("sts", "cranfield", "sts_tuned"))
     parser.add_argument("--sts_epochs", default="1")
     parser.add_argument("--cranfield_steps", default="20", help="optimizer steps of each Cranfield run (batch 16)")
     parser.add_argument("--work_dir", default=None, help="keep runs here (default: a temporary folder)")
@@ -221,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
         run_cranfield(work, args.cranfield_steps, results)
     if args.only in (None, "sts"):
         run_sts(work, args.sts_epochs, results)
+    if args.only in (None, "sts_tuned"):
+        run_sts_tuned(work, results)
     print(json.dumps(results, indent=2))
     return 0
 

@@ -97,6 +97,12 @@ def test_cli_layouts_load_for_infonce_and_distillation(layout, minilm_dir, tmp_p
     assert len(load_dataset(str(out), loss_type="distill_kl")["label"][0]) == 4
     for row in ds:
         assert not {row[f"negative_{i}"] for i in (1, 2, 3)} & set(POSITIVES[row["anchor"]])
+    import os
+    import stat
+
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~umask  # like any new file, not mkstemp's 0600
     before = out.read_bytes()
     assert mine_main(argv) == 2  # no silent overwrite
     assert "exists; pass --overwrite" in capsys.readouterr().err and out.read_bytes() == before

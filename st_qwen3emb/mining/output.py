@@ -46,6 +46,9 @@ def write_jsonl(rows: Iterable[dict[str, Any]], path: str | Path, *, overwrite: 
         raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; the file should get the permissions any new file gets
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             for row in rows:

@@ -7,7 +7,7 @@
 - ``corpus``: the corpus files, read as streams; ``output``: the row layouts and the atomic writer.
 """
 
-from .corpus import CorpusFile, corpus_file, default_corpus, read_corpus
+from .corpus import CorpusFile, corpus_file, default_corpus
 from .hard_negatives import DEFAULT_NUM_NEGATIVES, MiningSummary, mine, query_positives
 from .output import OUTPUT_FORMATS, OutputFormat, format_row, write_jsonl
 from .streaming import DEFAULT_CHUNK_SIZE, mine_corpus, state_folder, write_mined
@@ -25,7 +25,6 @@ __all__ = [
     "mine",
     "mine_corpus",
     "query_positives",
-    "read_corpus",
     "state_folder",
     "write_jsonl",
     "write_mined",

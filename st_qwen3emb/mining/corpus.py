@@ -71,11 +71,6 @@ def corpus_file(path: str | Path) -> CorpusFile:
     return CorpusFile(path, "jsonl" if path.suffix.lower() in (".jsonl", ".json") else "text")
 
 
-def read_corpus(path: str | Path) -> list[str]:
-    """The whole corpus at ``path`` as a list (for small corpora and tests; the miner itself streams)."""
-    return list(corpus_file(path))
-
-
 def default_corpus(spec: str | Sequence[str]) -> CorpusFile | None:
     """The BEIR folder's own corpus when the (first) dataset spec is one, else None (the pairs' positives)."""
     from st_qwen3emb.data import parse_dataset_spec

@@ -77,6 +77,12 @@ def query_positives(records: Iterable[Record]) -> dict[str, list[str]]:
 
 
 # --- mining ------------------------------------------------------------------------------------------------------
+def mining_prompts(model: SentenceTransformer) -> tuple[str | None, str | None]:
+    """The (query, document) prompts the model was trained with; for Qwen3 the query instruction and none."""
+    prompts = dict(getattr(model, "prompts", {}) or {})
+    return prompts.get("query") or None, prompts.get("document") or None
+
+
 _SKIPPED = re.compile(r"Skipped ([\d,]+) potential negatives .* due to the (\w+)")
 
 
@@ -135,15 +141,15 @@ def mine(
     start = time.perf_counter()
     pairs = [(query, doc) for query, docs in positives.items() for doc in docs]
     dataset = Dataset.from_dict({"query": [q for q, _ in pairs], "positive": [d for _, d in pairs]})
-    prompts = dict(getattr(model, "prompts", {}) or {})
+    query_prompt, document_prompt = mining_prompts(model)
     tee = _Tee(sys.stdout)
     with contextlib.redirect_stdout(tee if verbose else io.StringIO()) as out:
         mined = mine_hard_negatives(
             dataset, model, anchor_column_name="query", positive_column_name="positive",
             corpus=list(corpus) if corpus is not None else None, cross_encoder=reranker, range_min=range_min,
             range_max=range_max, max_score=max_score, absolute_margin=absolute_margin, relative_margin=relative_margin,
-            num_negatives=num_negatives, sampling_strategy=sampling_strategy, query_prompt=prompts.get("query") or None,
-            corpus_prompt=prompts.get("document") or None, output_format="labeled-list", output_scores=True,
+            num_negatives=num_negatives, sampling_strategy=sampling_strategy, query_prompt=query_prompt,
+            corpus_prompt=document_prompt, output_format="labeled-list", output_scores=True,
             batch_size=batch_size, use_faiss=use_faiss, verbose=True,
         )  # fmt: skip
     report = tee.copy.getvalue() if verbose else out.getvalue()

@@ -41,7 +41,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .hard_negatives import DEFAULT_NUM_NEGATIVES, MiningSummary, mine
+from .hard_negatives import DEFAULT_NUM_NEGATIVES, MiningSummary, mine, mining_prompts
 from .output import OutputFormat, format_row, write_jsonl
 
 if TYPE_CHECKING:
@@ -127,6 +127,9 @@ class MiningState:
         if not mark.is_file():
             _write_atomic(mark, json.dumps(fingerprint, sort_keys=True).encode())
 
+    def has_progress(self) -> bool:
+        return (self.folder / "stage1.npz").is_file()
+
     def load_stage1(self) -> dict[str, Any] | None:
         import numpy as np
 
@@ -183,9 +186,9 @@ def top_candidates(
     import torch
     from tqdm.auto import tqdm
 
-    prompts = dict(model.prompts or {})
+    query_prompt, document_prompt = mining_prompts(model)
     query_embeddings = model.encode_query(
-        queries, prompt=prompts.get("query") or None, batch_size=batch_size, normalize_embeddings=True,
+        queries, prompt=query_prompt, batch_size=batch_size, normalize_embeddings=True,
         convert_to_tensor=True, show_progress_bar=verbose,
     )  # fmt: skip
     saved = state.load_stage1() if state else None
@@ -210,7 +213,7 @@ def top_candidates(
                 fresh.append((position, text))
         if fresh:
             embeddings = model.encode_document(
-                [text for _, text in fresh], prompt=prompts.get("document") or None, batch_size=batch_size,
+                [text for _, text in fresh], prompt=document_prompt, batch_size=batch_size,
                 normalize_embeddings=True, convert_to_tensor=True, show_progress_bar=False,
             )  # fmt: skip
             fresh_positions = torch.tensor([position for position, _ in fresh])
@@ -317,21 +320,21 @@ def write_mined(
     output = Path(output)
     if output.exists() and not overwrite:
         raise FileExistsError(f"{output} exists; pass --overwrite to replace it")
-    fingerprint = {
-        "model": _model_identity(model), "queries": _sha256(positives),
-        "positives": _sha256(doc for docs in positives.values() for doc in docs),
-        "corpus": corpus.identity() if hasattr(corpus, "identity") else None, "chunk_size": chunk_size,
-        "options": {name: value if isinstance(value, (str, int, float, bool, type(None))) else type(value).__name__
-                    for name, value in sorted(options.items()) if name not in ("batch_size", "use_faiss")},
-    }  # fmt: skip
     state = None
-    if corpus is not None and hasattr(corpus, "identity"):
+    if corpus is not None and hasattr(corpus, "identity"):  # a file: its progress can be saved and found again
+        fingerprint = {
+            "model": _model_identity(model), "queries": _sha256(positives),
+            "positives": _sha256(doc for docs in positives.values() for doc in docs), "corpus": corpus.identity(),
+            "chunk_size": chunk_size,
+            "options": {name: value if isinstance(value, (str, int, float, bool, type(None))) else type(value).__name__
+                        for name, value in sorted(options.items()) if name not in ("batch_size", "use_faiss")},
+        }  # fmt: skip
         state = MiningState(state_folder(output), fingerprint, verbose=verbose)
     try:
         rows, summary = mine_corpus(model, positives, corpus, chunk_size=chunk_size, state=state, verbose=verbose,
                                     **options)  # fmt: skip
     except KeyboardInterrupt:
-        if state is not None and state.load_stage1() is not None:
+        if state is not None and state.has_progress():
             print(f"\ninterrupted: progress is saved in {state.folder}; the same command resumes from there")
         elif state is not None:
             state.remove()
